@@ -1,0 +1,169 @@
+package payload
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"hash/fnv"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+	"pgregory.net/rapid"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func TestCRCCheckValue(t *testing.T) {
+	require.Equal(t, uint32(0xE3069283), crc32.Checksum([]byte("123456789"), Table()))
+}
+
+// reference builds item seq's first n bytes from the slow definition.
+func reference(seq uint64, n int) []byte {
+	out := make([]byte, (n+7)&^7)
+	for j := 0; j*8 < n; j++ {
+		binary.LittleEndian.PutUint64(out[j*8:], Word(seq, uint64(j)))
+	}
+	return out[:n]
+}
+
+func TestFillMatchesDefinition(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		seq := rapid.Uint64().Draw(t, "seq")
+		n := rapid.IntRange(0, 5*ChunkBytes+17).Draw(t, "len")
+		want := reference(seq, n)
+		got := make([]byte, n)
+		crc := Fill(got, seq)
+		if !bytes.Equal(got, want) {
+			t.Fatalf("Fill(seq=%d, len=%d) differs from the definition", seq, n)
+		}
+		if w := crc32.Checksum(want, Table()); crc != w {
+			t.Fatalf("Fill CRC %#x, want %#x", crc, w)
+		}
+		if c := CRC(seq, n); c != crc {
+			t.Fatalf("CRC(seq, n) = %#x, Fill gave %#x", c, crc)
+		}
+		if err := Check(got, seq); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+func TestCheckCatchesEveryFlip(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		seq := rapid.Uint64().Draw(t, "seq")
+		n := rapid.IntRange(1, 4*ChunkBytes).Draw(t, "len")
+		buf := make([]byte, n)
+		Fill(buf, seq)
+		i := rapid.IntRange(0, n-1).Draw(t, "byte")
+		bit := rapid.IntRange(0, 7).Draw(t, "bit")
+		buf[i] ^= 1 << bit
+		err := Check(buf, seq)
+		if !errors.Is(err, ErrMismatch) {
+			t.Fatalf("flip of byte %d bit %d not caught: %v", i, bit, err)
+		}
+		if !strings.Contains(err.Error(), fmt.Sprintf("byte %d ", i)) {
+			t.Fatalf("error does not name byte %d: %v", i, err)
+		}
+		if seq2 := seq + 1; Check(reference(seq2, n), seq) == nil && n >= 8 {
+			t.Fatalf("item %d accepted as item %d", seq2, seq)
+		}
+	})
+}
+
+func TestChunkSeedZeroIsReplaced(t *testing.T) {
+	// splitmix64 is a bijection, so exactly one input maps to 0; whatever
+	// it is, ChunkSeed never returns 0.
+	for seq := uint64(0); seq < 1000; seq++ {
+		require.NotZero(t, ChunkSeed(seq, seq*7))
+	}
+}
+
+// TestMatchesSeedref builds a small C program against the C++ baseline's
+// kernel header and checks that it and Fill produce the same bytes and CRC.
+func TestMatchesSeedref(t *testing.T) {
+	inc := seedrefInclude()
+	if inc == "" {
+		t.Skip("shared/seedref/include/sr_kernels.h not found beside the repository; cannot compare with the C++ baseline")
+	}
+	gcc, err := exec.LookPath("gcc")
+	if err != nil {
+		t.Skip("gcc not found: cannot build the seedref comparison program")
+	}
+	bin := filepath.Join(t.TempDir(), "seedref_fill")
+	out, err := exec.Command(gcc, "-O2", "-msse4.2", "-I", inc, "-o", bin, "testdata/seedref_fill.c").CombinedOutput()
+	require.NoError(t, err, "gcc: %s", out)
+
+	type tc struct {
+		seq uint64
+		n   int
+	}
+	cases := []tc{{0, 0}, {0, 8}, {1, 8192}, {2, 3 * 8192}, {7, 8 << 20}, {1 << 40, 65536}, {511, 4096}, {123456789, 5*8192 + 8}}
+	var in strings.Builder
+	for _, c := range cases {
+		fmt.Fprintf(&in, "%d %d\n", c.seq, c.n)
+	}
+	cmd := exec.Command(bin)
+	cmd.Stdin = strings.NewReader(in.String())
+	res, err := cmd.Output()
+	require.NoError(t, err)
+	lines := strings.Split(strings.TrimSpace(string(res)), "\n")
+	require.Len(t, lines, len(cases))
+	for i, c := range cases {
+		buf := make([]byte, c.n)
+		crc := Fill(buf, c.seq)
+		h := fnv.New64a()
+		h.Write(buf)
+		require.Equal(t, fmt.Sprintf("%d %d", crc, h.Sum64()), lines[i], "seq %d len %d", c.seq, c.n)
+	}
+}
+
+func seedrefInclude() string {
+	for _, p := range []string{"../../../shared/seedref/include", "../../../../shared/seedref/include"} {
+		if _, err := os.Stat(filepath.Join(p, "sr_kernels.h")); err == nil {
+			abs, _ := filepath.Abs(p)
+			return abs
+		}
+	}
+	return ""
+}
+
+func TestFillAllocatesNothing(t *testing.T) {
+	buf := make([]byte, 1<<20)
+	require.Zero(t, testing.AllocsPerRun(5, func() { Fill(buf, 3) }))
+	require.Zero(t, testing.AllocsPerRun(5, func() { _ = Check(buf, 3) }))
+}
+
+func BenchmarkFill8MiB(b *testing.B) {
+	buf := make([]byte, 8<<20)
+	b.SetBytes(int64(len(buf)))
+	for i := 0; b.Loop(); i++ {
+		Fill(buf, uint64(i))
+	}
+}
+
+func BenchmarkCheck8MiB(b *testing.B) {
+	buf := make([]byte, 8<<20)
+	Fill(buf, 1)
+	b.SetBytes(int64(len(buf)))
+	for b.Loop() {
+		if err := Check(buf, 1); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkCRC8MiB(b *testing.B) {
+	buf := make([]byte, 8<<20)
+	Fill(buf, 1)
+	b.SetBytes(int64(len(buf)))
+	for b.Loop() {
+		crc32.Update(0, Table(), buf)
+	}
+}
