@@ -45,10 +45,11 @@ var ErrForeign = errors.New("lock file is not ours")
 
 // File is an open lock file.
 type File struct {
-	mu     sync.Mutex
-	f      *os.File
-	path   string
-	closed bool
+	mu      sync.Mutex
+	f       *os.File
+	path    string
+	created bool
+	closed  bool
 }
 
 // Open opens the lock file at path, creating it with exactly perm (applied
@@ -97,7 +98,31 @@ func Open(path string, create bool, perm os.FileMode, wantUID int) (*File, error
 			return nil, fmt.Errorf("chmod lock file %s: %w", path, os.NewSyscallError("fchmod", err))
 		}
 	}
-	return &File{f: f, path: path}, nil
+	return &File{f: f, path: path, created: created}, nil
+}
+
+// Created reports whether Open created the file.
+func (l *File) Created() bool { return l.created }
+
+// Stale reports whether the file's path no longer names this File's
+// inode (it was removed, or replaced by a successor's file): locks on it
+// then exclude nobody who opens the path afresh.
+func (l *File) Stale() (bool, error) {
+	fd, err := l.fd()
+	if err != nil {
+		return false, err
+	}
+	var mine, there unix.Stat_t
+	if err := unix.Fstat(int(fd), &mine); err != nil {
+		return false, fmt.Errorf("stat lock file %s: %w", l.path, os.NewSyscallError("fstat", err))
+	}
+	if err := unix.Lstat(l.path, &there); err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return true, nil
+		}
+		return false, fmt.Errorf("stat lock file %s: %w", l.path, os.NewSyscallError("lstat", err))
+	}
+	return mine.Dev != there.Dev || mine.Ino != there.Ino, nil
 }
 
 // Path returns the file's path.

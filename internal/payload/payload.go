@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"sync"
 )
 
 // ChunkBytes is the length of one independently seeded chunk of the pattern.
@@ -107,24 +108,42 @@ func fill3(dst []byte, seq, c uint64) {
 }
 
 // Fill writes item seq's pattern into all of dst and returns the CRC32C of
-// what it wrote. The CRC is computed from the generated data while it is
-// still in the cache, one group of chunks at a time, never by re-reading a
-// finished buffer (DESIGN.md contract 6: checksum the source). Callers that
-// write into shared memory should still treat dst as the destination only:
-// the CRC returned is of the bytes Fill produced.
+// what it wrote. Each group of chunks is generated into a private buffer
+// on the stack, checksummed there while it is in the L1 cache, and then
+// copied to dst: the CRC is of the generated data, never of dst read back
+// (DESIGN.md contract 6), so a process scribbling on a shared dst between
+// the write and the commit is caught by the consumer.
 func Fill(dst []byte, seq uint64) uint32 {
+	g := pool.Get().(*Generator)
+	defer pool.Put(g)
+	return g.Fill(dst, seq)
+}
+
+// Generator holds the private buffer Fill generates into. Its zero value
+// is ready to use; it is not safe for concurrent use.
+type Generator struct {
+	buf [3 * ChunkBytes]byte
+}
+
+var pool = sync.Pool{New: func() any { return new(Generator) }}
+
+// Fill is the package's Fill using g's buffer.
+func (g *Generator) Fill(dst []byte, seq uint64) uint32 {
+	buf := g.buf[:]
 	crc := uint32(0)
 	c := uint64(0)
 	for len(dst) >= 3*ChunkBytes {
-		fill3(dst[:3*ChunkBytes], seq, c)
-		crc = crc32.Update(crc, castagnoli, dst[:3*ChunkBytes])
+		fill3(buf, seq, c)
+		crc = crc32.Update(crc, castagnoli, buf)
+		copy(dst, buf)
 		dst = dst[3*ChunkBytes:]
 		c += 3
 	}
 	for len(dst) > 0 {
 		n := min(len(dst), ChunkBytes)
-		fillChunk(dst[:n], seq, c)
-		crc = crc32.Update(crc, castagnoli, dst[:n])
+		fillChunk(buf[:n], seq, c)
+		crc = crc32.Update(crc, castagnoli, buf[:n])
+		copy(dst, buf[:n])
 		dst = dst[n:]
 		c++
 	}
@@ -156,14 +175,16 @@ func Check(data []byte, seq uint64) error {
 }
 
 // CRC returns the CRC32C of item seq's first n bytes without materialising
-// the item, using a buffer on the stack.
+// the item.
 func CRC(seq uint64, n int) uint32 {
-	var buf [3 * ChunkBytes]byte
+	g := pool.Get().(*Generator)
+	defer pool.Put(g)
+	buf := g.buf[:]
 	crc := uint32(0)
 	c := uint64(0)
 	for n >= 3*ChunkBytes {
-		fill3(buf[:], seq, c)
-		crc = crc32.Update(crc, castagnoli, buf[:])
+		fill3(buf, seq, c)
+		crc = crc32.Update(crc, castagnoli, buf)
 		n -= 3 * ChunkBytes
 		c += 3
 	}

@@ -138,6 +138,7 @@ func TestFillAllocatesNothing(t *testing.T) {
 	buf := make([]byte, 1<<20)
 	require.Zero(t, testing.AllocsPerRun(5, func() { Fill(buf, 3) }))
 	require.Zero(t, testing.AllocsPerRun(5, func() { _ = Check(buf, 3) }))
+	require.Zero(t, testing.AllocsPerRun(5, func() { CRC(3, len(buf)) }))
 }
 
 func BenchmarkFill8MiB(b *testing.B) {
