@@ -1,0 +1,105 @@
+package sem_test
+
+import (
+	"context"
+	"os/exec"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/shmpc/shmpc/sem"
+)
+
+// TestKillBlockedWaiter SIGKILLs processes blocked in Wait (a Go helper
+// process, and a C sem_wait when gcc is there). The dead waiter's
+// registration stays in nwaiters for ever, as with glibc; the test shows
+// that this is harmless: posts are not lost to the dead process, TryWait,
+// a Wait in this process and a Wait in a new process all work, and the
+// value is exactly posts minus takes.
+func TestKillBlockedWaiter(t *testing.T) {
+	s, name := mustCreate(t, 0)
+
+	victims := []*proc{startHelper(t, "wait", name)}
+	if _, err := exec.LookPath("gcc"); err == nil {
+		tool := buildC(t, t.TempDir(), "semtool")
+		victims = append(victims, startProc(t, exec.Command(tool, "wait", name)))
+	} else {
+		t.Log("gcc not found: killing only a Go waiter, not a C one")
+	}
+	for _, v := range victims {
+		v.expectLine(t, 10*time.Second, "ready")
+	}
+	n := uint32(len(victims))
+	eventually(t, 10*time.Second, "the victims to block", func() bool { return mustWaiters(t, s) == n })
+	time.Sleep(20 * time.Millisecond) // let them reach the kernel
+	for _, v := range victims {
+		if err := v.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		err := v.wait(t, 10*time.Second)
+		ws, ok := v.cmd.ProcessState.Sys().(syscall.WaitStatus)
+		if !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+			t.Fatalf("victim %v did not die of SIGKILL: %v", v.cmd.Args, err)
+		}
+	}
+	if got := mustWaiters(t, s); got != n {
+		t.Fatalf("nwaiters %d after killing %d blocked waiters; want them left counted", got, n)
+	}
+	t.Logf("nwaiters left at %d by the dead waiters", n)
+
+	// A post is not swallowed by the dead: it stays in the value.
+	if err := s.Post(); err != nil {
+		t.Fatal(err)
+	}
+	if v := mustValue(t, s); v != 1 {
+		t.Fatalf("value %d after one post, want 1", v)
+	}
+	if ok, err := s.TryWait(); !ok || err != nil {
+		t.Fatalf("TryWait = %v, %v", ok, err)
+	}
+
+	// A Go waiter in this process blocks and is woken by a post.
+	ch := waitAsync(s, context.Background())
+	eventually(t, 10*time.Second, "a new waiter", func() bool { return mustWaiters(t, s) == n+1 })
+	time.Sleep(5 * time.Millisecond)
+	s.Post()
+	if r := recvWithin(t, ch, 5*time.Second, "post after the kill"); r.err != nil {
+		t.Fatal(r.err)
+	}
+
+	// A waiter in a new process is woken too.
+	p := startHelper(t, "wait", name)
+	p.expectLine(t, 10*time.Second, "ready")
+	eventually(t, 10*time.Second, "a new process waiter", func() bool { return mustWaiters(t, s) == n+1 })
+	time.Sleep(5 * time.Millisecond)
+	s.Post()
+	p.expectLine(t, 5*time.Second, "ok")
+	if err := p.wait(t, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+
+	// Many posts and takes still balance.
+	for range 100 {
+		s.Post()
+	}
+	for range 60 {
+		if err := s.Wait(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if v, w := mustValue(t, s), mustWaiters(t, s); v != 40 || w != n {
+		t.Fatalf("value %d nwaiters %d, want 40 and %d", v, w, n)
+	}
+	if err := s.Check(); err != nil {
+		t.Fatal(err)
+	}
+	// A fresh handle sees the same.
+	o, err := sem.Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	if v := mustValue(t, o); v != 40 {
+		t.Fatalf("value through a new handle: %d", v)
+	}
+}
