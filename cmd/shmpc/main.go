@@ -1,44 +1,134 @@
 // Command shmpc moves large blocks of data between two processes through a
-// ring of fixed-size slots in System V shared memory.
+// ring of fixed-size slots in System V shared memory, woken by POSIX named
+// semaphores.
 //
-// The producer, consumer and the run/produce/consume/ls/gc subcommands are
-// built in a later step; until then every subcommand says so and exits 1.
+//	shmpc run      start a consumer and a producer process and move 4 GiB between them
+//	shmpc produce  write items into the ring NAME
+//	shmpc consume  read, verify and process items from the ring NAME
+//	shmpc ls       list every ring on the machine
+//	shmpc gc       remove rings whose owners are all dead
+//
+// Exit status: 0 ok; 1 error; 2 usage; 3 peer lost; 4 integrity error.
+// When several apply the higher number wins.
 package main
 
 import (
+	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"os"
+
+	"github.com/shmpc/shmpc/internal/ringobj"
+	"github.com/shmpc/shmpc/ring"
+)
+
+// Exit statuses (DESIGN.md, "Command line").
+const (
+	exitOK        = 0
+	exitError     = 1
+	exitUsage     = 2
+	exitPeerLost  = 3
+	exitIntegrity = 4
 )
 
 const usage = `usage: shmpc <command> [flags]
 
 commands:
-  run       start a producer and a consumer process and move 4 GiB between them
-  produce   write items into a ring
-  consume   read and verify items from a ring
+  run       start a consumer and a producer process and move 4 GiB between them
+  produce   write items into the ring NAME
+  consume   read, verify and process items from the ring NAME
   ls        list every ring on the machine
   gc        remove rings whose owners are all dead
   bench     the benchmark matrix
+
+Run 'shmpc <command> -h' for a command's flags.
+Exit status: 0 ok, 1 error, 2 usage, 3 peer lost, 4 integrity error.
 `
 
 func main() {
-	os.Exit(run(os.Args[1:]))
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-func run(args []string) int {
+// usageError is a command-line mistake: exit status 2.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error {
+	return &usageError{msg: fmt.Sprintf(format, args...)}
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprint(os.Stderr, usage)
-		return 2
+		fmt.Fprint(stderr, usage)
+		return exitUsage
 	}
-	switch args[0] {
-	case "run", "produce", "consume", "ls", "gc", "bench":
-		fmt.Fprintf(os.Stderr, "shmpc %s: not built yet (the sem, shm and ring packages come first; see README)\n", args[0])
-		return 1
+	var err error
+	switch cmd, rest := args[0], args[1:]; cmd {
+	case "run":
+		err = cmdRun(rest, stdout, stderr)
+	case "produce":
+		err = cmdProduce(rest, stderr)
+	case "consume":
+		err = cmdConsume(rest, stdout, stderr)
+	case "ls":
+		err = cmdLs(rest, stdout, stderr)
+	case "gc":
+		err = cmdGC(rest, stdout, stderr)
+	case "bench":
+		err = errors.New("bench: not built yet (the benchmark matrix is its own step; see README)")
 	case "-h", "-help", "--help", "help":
-		fmt.Fprint(os.Stdout, usage)
-		return 0
+		fmt.Fprint(stdout, usage)
+		return exitOK
 	default:
-		fmt.Fprintf(os.Stderr, "shmpc: unknown command %q\n%s", args[0], usage)
-		return 2
+		fmt.Fprintf(stderr, "shmpc: unknown command %q\n%s", cmd, usage)
+		return exitUsage
 	}
+	if err == nil {
+		return exitOK
+	}
+	var ce *codeError
+	if errors.As(err, &ce) && ce.err == nil {
+		return ce.code // the message was printed already
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "shmpc %s: %v\n", args[0], err)
+	return exitCode(err)
+}
+
+// codeError carries an exit status chosen by a command (err nil: nothing
+// more to print).
+type codeError struct {
+	code int
+	err  error
+}
+
+func (e *codeError) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit status %d", e.code)
+	}
+	return e.err.Error()
+}
+func (e *codeError) Unwrap() error { return e.err }
+
+// exitCode maps an error to the documented exit status.
+func exitCode(err error) int {
+	var ue *usageError
+	var ce *codeError
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.As(err, &ce):
+		return ce.code
+	case errors.Is(err, ring.ErrIntegrity):
+		return exitIntegrity
+	case errors.Is(err, ringobj.ErrPeerLost):
+		return exitPeerLost
+	case errors.As(err, &ue):
+		return exitUsage
+	}
+	return exitError
 }

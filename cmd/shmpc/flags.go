@@ -1,0 +1,233 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/shmpc/shmpc/shm"
+)
+
+// size is a byte count flag accepting 4096, 64KiB, 8MiB, 4GiB (also
+// KB/MB/GB/K/M/G as binary multiples).
+type size struct {
+	n   int64
+	set bool
+}
+
+func (s *size) String() string { return formatSize(s.n) }
+
+func (s *size) Set(v string) error {
+	n, err := parseSize(v)
+	if err != nil {
+		return err
+	}
+	s.n, s.set = n, true
+	return nil
+}
+
+func parseSize(v string) (int64, error) {
+	t := strings.TrimSpace(v)
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		m      int64
+	}{
+		{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40},
+		{"KB", 1 << 10}, {"MB", 1 << 20}, {"GB", 1 << 30}, {"TB", 1 << 40},
+		{"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}, {"T", 1 << 40}, {"B", 1},
+	} {
+		if strings.HasSuffix(t, u.suffix) {
+			t, mult = strings.TrimSpace(strings.TrimSuffix(t, u.suffix)), u.m
+			break
+		}
+	}
+	n, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("invalid size %q: want a non-negative whole number of bytes, optionally with KiB, MiB, GiB or TiB (e.g. 4096, 64KiB, 8MiB, 4GiB)", v)
+	}
+	if n > math.MaxInt64/mult {
+		return 0, fmt.Errorf("invalid size %q: too large", v)
+	}
+	return n * mult, nil
+}
+
+func formatSize(n int64) string {
+	for _, u := range []struct {
+		s string
+		m int64
+	}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if n >= u.m && n%u.m == 0 {
+			return fmt.Sprintf("%d%s", n/u.m, u.s)
+		}
+	}
+	return strconv.FormatInt(n, 10)
+}
+
+// policy is an auto|on|off flag.
+type policy struct{ p shm.Policy }
+
+func (p *policy) String() string { return p.p.String() }
+func (p *policy) Set(v string) error {
+	x, err := shm.ParsePolicy(v)
+	if err != nil {
+		return fmt.Errorf("want auto, on or off")
+	}
+	p.p = x
+	return nil
+}
+
+// perm is an octal permission flag.
+type perm struct{ m uint32 }
+
+func (p *perm) String() string { return fmt.Sprintf("%#o", p.m) }
+func (p *perm) Set(v string) error {
+	n, err := strconv.ParseUint(v, 8, 32)
+	if err != nil || n > 0o777 || n&0o600 != 0o600 {
+		return fmt.Errorf("want octal permission bits within 0777 that include 0600 (e.g. 0600, 0660)")
+	}
+	p.m = uint32(n)
+	return nil
+}
+
+// produceFlags are the flags of `produce` (and of `run`).
+type produceFlags struct {
+	slots       int
+	slotSize    size
+	count       int64
+	bytes       size
+	wait        time.Duration
+	hugepages   policy
+	mlock       policy
+	madvise     bool
+	pretouch    bool
+	peerTimeout time.Duration
+	perm        perm
+	fresh       bool
+	stall       time.Duration
+}
+
+func (f *produceFlags) register(fs *flag.FlagSet) {
+	f.slotSize = size{n: 8 << 20}
+	f.perm = perm{m: 0o600}
+	fs.IntVar(&f.slots, "slots", 8, "number of slots in the ring")
+	fs.Var(&f.slotSize, "slot-size", "bytes per slot, a multiple of 4096 (e.g. 64KiB, 8MiB)")
+	fs.Int64Var(&f.count, "count", -1, "send N items of exactly the slot size")
+	fs.Var(&f.bytes, "bytes", "send SIZE bytes: full items and one shorter last item")
+	fs.DurationVar(&f.wait, "wait", 10*time.Second, "how long to wait for the peer: a consumer for `ready`, a producer with a full ring for its first consumer")
+	fs.Var(&f.hugepages, "hugepages", "back the ring with 2 MiB huge pages: auto, on or off")
+	fs.Var(&f.mlock, "mlock", "mlock the ring: auto, on or off")
+	fs.BoolVar(&f.madvise, "madvise", true, "give the kernel madvise hints (WILLNEED, HUGEPAGE)")
+	fs.BoolVar(&f.pretouch, "pretouch", true, "fault every page of the ring in at creation")
+	fs.DurationVar(&f.peerTimeout, "peer-timeout", 0, "how long to keep the ring for a restarted peer after the peer died (0: give up at once)")
+	fs.Var(&f.perm, "perm", "permission bits of the ring's objects (0660 lets a group share it)")
+	fs.BoolVar(&f.fresh, "fresh", false, "discard an existing ring of this NAME instead of resuming it")
+	fs.DurationVar(&f.stall, "stall-timeout", 0, "treat a live peer that made no progress for this long, while work was pending, as lost (0: off)")
+}
+
+// check validates the produce flags; source says whether -stdin was given.
+func (f *produceFlags) check(stdin bool) error {
+	if f.slots < 1 || f.slots > 1<<20 {
+		return usagef("-slots %d: want 1 to 1048576", f.slots)
+	}
+	if f.slotSize.n <= 0 || f.slotSize.n%4096 != 0 {
+		return usagef("-slot-size %s: want a positive multiple of 4096 (e.g. 4096, 64KiB, 8MiB)", formatSize(f.slotSize.n))
+	}
+	if f.slotSize.n > 1<<40 {
+		return usagef("-slot-size %s: too large", formatSize(f.slotSize.n))
+	}
+	n := 0
+	if f.count >= 0 {
+		n++
+	}
+	if f.bytes.set {
+		n++
+	}
+	if stdin {
+		n++
+	}
+	if n > 1 {
+		return usagef("-count, -bytes and -stdin exclude each other: give one")
+	}
+	if f.count < -1 {
+		return usagef("-count %d: want a non-negative number of items", f.count)
+	}
+	if f.wait <= 0 {
+		return usagef("-wait %v: want a positive duration", f.wait)
+	}
+	if f.peerTimeout < 0 || f.stall < 0 {
+		return usagef("-peer-timeout and -stall-timeout must not be negative")
+	}
+	return nil
+}
+
+// consumeFlags are the flags of `consume` (and of `run`).
+type consumeFlags struct {
+	workers     int
+	wait        time.Duration
+	peerTimeout time.Duration
+	manifest    string
+	stall       time.Duration
+}
+
+func (f *consumeFlags) register(fs *flag.FlagSet, withShared bool) {
+	fs.IntVar(&f.workers, "workers", 0, "worker goroutines running the handler (default: number of CPUs)")
+	fs.StringVar(&f.manifest, "manifest", "", "append one JSON line per delivered item to FILE, before the item is released")
+	if withShared {
+		fs.DurationVar(&f.wait, "wait", 10*time.Second, "how long to wait for a producer's `ready`")
+		fs.DurationVar(&f.peerTimeout, "peer-timeout", 0, "how long to wait for a restarted producer after the producer died (0: give up at once)")
+		fs.DurationVar(&f.stall, "stall-timeout", 0, "treat a live producer that published nothing for this long as lost (0: off)")
+	}
+}
+
+func (f *consumeFlags) check() error {
+	if f.workers < 0 || f.workers > 1024 {
+		return usagef("-workers %d: want 1 to 1024", f.workers)
+	}
+	if f.wait <= 0 {
+		return usagef("-wait %v: want a positive duration", f.wait)
+	}
+	if f.peerTimeout < 0 || f.stall < 0 {
+		return usagef("-peer-timeout and -stall-timeout must not be negative")
+	}
+	return nil
+}
+
+// newFlagSet returns a flag set that reports errors instead of exiting
+// and prints its usage to stderr only when asked (-h).
+func newFlagSet(name string, stderr io.Writer, synopsis string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {} // errors are reported in one line by parse
+	usages[fs] = func() {
+		fs.SetOutput(stderr)
+		fmt.Fprintf(stderr, "usage: shmpc %s %s\n\nflags:\n", name, synopsis)
+		fs.PrintDefaults()
+		fs.SetOutput(io.Discard)
+	}
+	return fs
+}
+
+// usages holds each flag set's full usage text, printed for -h.
+var usages = map[*flag.FlagSet]func(){}
+
+// parse parses args; a flag error becomes a one-line usage error.
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			if u := usages[fs]; u != nil {
+				u()
+			}
+			return err
+		}
+		return usagef("%v (see 'shmpc %s -h')", err, fs.Name())
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q (see 'shmpc %s -h')", fs.Arg(0), fs.Name())
+	}
+	return nil
+}

@@ -1,0 +1,272 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/shmpc/shmpc/internal/payload"
+	"github.com/shmpc/shmpc/internal/ringobj"
+	"github.com/shmpc/shmpc/shm"
+)
+
+// The test binary doubles as the shmpc command: with this variable set it
+// runs main's logic on its arguments (os/exec's helper-process pattern), so
+// tests start real producer and consumer processes without a build step.
+const asMainEnv = "SHMPC_TEST_AS_MAIN"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(asMainEnv) == "1" {
+		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	}
+	goleak.VerifyTestMain(m)
+}
+
+// ringName returns a NAME unique to the test and this process, and makes
+// the test fail (after removing them) if any of the ring's objects remain
+// when it ends.
+func ringName(t *testing.T) string {
+	t.Helper()
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	base := regexp.MustCompile(`[^A-Za-z0-9]+`).ReplaceAllString(t.Name(), "-")
+	if len(base) > 36 {
+		base = base[len(base)-36:]
+	}
+	name := fmt.Sprintf("t%d-%s-%s", os.Getpid(), hex.EncodeToString(b[:]), base)
+	require.NoError(t, shm.ValidName(name))
+	t.Cleanup(func() { requireNoLeftovers(t, name) })
+	return name
+}
+
+// requireNoLeftovers fails the test if any object of ring name exists, and
+// removes what it finds (only the ring's own, exactly named objects).
+func requireNoLeftovers(t *testing.T, name string) {
+	t.Helper()
+	n, err := ringobj.For(name)
+	require.NoError(t, err)
+	left, err := ringobj.Leftovers(n)
+	require.NoError(t, err)
+	if len(left) == 0 {
+		return
+	}
+	t.Errorf("ring %s left objects behind: %v", name, left)
+	if info, err := shm.Lookup(n.Key); err == nil {
+		_ = shm.RemoveID(info.ID)
+	}
+	_ = ringobj.UnlinkSems(n)
+	_ = os.Remove(n.Lock)
+}
+
+// cmd prepares the shmpc command with args. Every command gets a hard
+// bound through ctx.
+func cmd(ctx context.Context, args ...string) *exec.Cmd {
+	c := exec.CommandContext(ctx, os.Args[0], args...)
+	c.Env = append(os.Environ(), asMainEnv+"=1", "GORACE=atexit_sleep_ms=0")
+	c.WaitDelay = 5 * time.Second
+	return c
+}
+
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+// shmpc runs the command to completion within timeout.
+func shmpc(t *testing.T, timeout time.Duration, stdin []byte, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	c := cmd(ctx, args...)
+	var out, errb bytes.Buffer
+	c.Stdout, c.Stderr = &out, &errb
+	if stdin != nil {
+		c.Stdin = bytes.NewReader(stdin)
+	}
+	err := c.Run()
+	if ctx.Err() != nil {
+		t.Fatalf("shmpc %s did not finish within %v; stderr:\n%s", strings.Join(args, " "), timeout, errb.String())
+	}
+	return result{code: exitStatus(t, err), stdout: out.String(), stderr: errb.String()}
+}
+
+func exitStatus(t *testing.T, err error) int {
+	t.Helper()
+	if err == nil {
+		return 0
+	}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return 128 + int(ws.Signal())
+		}
+		return ee.ExitCode()
+	}
+	t.Fatalf("run: %v", err)
+	return -1
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer and readers at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func (s *syncBuffer) Bytes() []byte { return []byte(s.String()) }
+
+// started is a command running in the background.
+type started struct {
+	c      *exec.Cmd
+	out    *syncBuffer
+	errb   *syncBuffer
+	done   chan struct{}
+	err    error
+	cancel context.CancelFunc
+}
+
+func start(t *testing.T, timeout time.Duration, stdin []byte, args ...string) *started {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	s := &started{c: cmd(ctx, args...), out: new(syncBuffer), errb: new(syncBuffer), done: make(chan struct{}), cancel: cancel}
+	s.c.Stdout, s.c.Stderr = s.out, s.errb
+	if stdin != nil {
+		s.c.Stdin = bytes.NewReader(stdin)
+	}
+	require.NoError(t, s.c.Start())
+	go func() {
+		s.err = s.c.Wait()
+		close(s.done)
+	}()
+	t.Cleanup(func() {
+		_ = s.c.Process.Kill()
+		<-s.done
+		cancel()
+	})
+	return s
+}
+
+// waitStderr waits until the command's stderr contains want.
+func (s *started) waitStderr(t *testing.T, want string, bound time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(bound)
+	for !strings.Contains(s.errb.String(), want) {
+		select {
+		case <-s.done:
+			t.Fatalf("%v exited before printing %q; stderr:\n%s", s.c.Args[1:], want, s.errb.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%v did not print %q within %v; stderr:\n%s", s.c.Args[1:], want, bound, s.errb.String())
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// exited returns when the command exits, failing the test after bound.
+func (s *started) exited(t *testing.T, bound time.Duration) time.Time {
+	t.Helper()
+	select {
+	case <-s.done:
+		return time.Now()
+	case <-time.After(bound):
+		t.Fatalf("%v did not exit within %v; stderr:\n%s", s.c.Args[1:], bound, s.errb.String())
+	}
+	return time.Time{}
+}
+
+// wait waits for the command; a command still running after the bound is
+// a test failure.
+func (s *started) wait(t *testing.T, bound time.Duration) result {
+	t.Helper()
+	select {
+	case <-s.done:
+	case <-time.After(bound):
+		_ = s.c.Process.Kill()
+		<-s.done
+		t.Fatalf("%v did not finish within %v; stderr:\n%s", s.c.Args[1:], bound, s.errb.String())
+	}
+	return result{code: exitStatus(t, s.err), stdout: s.out.String(), stderr: s.errb.String()}
+}
+
+type manifestLine struct {
+	Seq    uint64 `json:"seq"`
+	Len    int    `json:"len"`
+	CRC32C uint32 `json:"crc32c"`
+}
+
+// readManifest returns the manifest's lines by sequence number, failing on
+// a malformed line.
+func readManifest(t *testing.T, path string) []manifestLine {
+	t.Helper()
+	f, err := os.Open(path)
+	require.NoError(t, err)
+	defer f.Close()
+	var out []manifestLine
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var m manifestLine
+		require.NoError(t, json.Unmarshal(sc.Bytes(), &m), "manifest line %q", sc.Text())
+		out = append(out, m)
+	}
+	require.NoError(t, sc.Err())
+	return out
+}
+
+// checkDelivery verifies a manifest against the DESIGN.md payload of a
+// stream of items items of slotSize bytes (the last one lastLen): every
+// sequence number exactly once (or at least once when dupOK), each with
+// the payload's length and CRC.
+func checkDelivery(t *testing.T, lines []manifestLine, items uint64, slotSize, lastLen int, dupOK bool) {
+	t.Helper()
+	seen := make(map[uint64]int, len(lines))
+	for _, m := range lines {
+		require.Less(t, m.Seq, items, "item beyond the stream")
+		want := slotSize
+		if m.Seq == items-1 {
+			want = lastLen
+		}
+		require.Equal(t, want, m.Len, "item %d length", m.Seq)
+		require.Equal(t, payload.CRC(m.Seq, m.Len), m.CRC32C, "item %d is not the payload pattern", m.Seq)
+		seen[m.Seq]++
+	}
+	for seq := uint64(0); seq < items; seq++ {
+		n := seen[seq]
+		require.NotZero(t, n, "item %d never delivered", seq)
+		if !dupOK {
+			require.Equal(t, 1, n, "item %d delivered %d times", seq, n)
+		}
+	}
+}
+
+func tempFile(t *testing.T, name string) string {
+	return filepath.Join(t.TempDir(), name)
+}

@@ -1,0 +1,224 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/shmpc/shmpc/internal/payload"
+	"github.com/shmpc/shmpc/producer"
+	"github.com/shmpc/shmpc/ring"
+	"github.com/shmpc/shmpc/shm"
+)
+
+const defaultBytes = 4 << 30
+
+// produceSummary is the producer's part of a run summary (-json).
+type produceSummary struct {
+	Role    string  `json:"role"`
+	Name    string  `json:"name"`
+	Items   uint64  `json:"items"`
+	Bytes   uint64  `json:"bytes"`
+	Seconds float64 `json:"seconds"`
+	Pages   string  `json:"pages"`
+	Resumed bool    `json:"resumed"`
+	First   uint64  `json:"first_seq"`
+	Error   string  `json:"error,omitempty"`
+	Exit    int     `json:"exit"`
+}
+
+func cmdProduce(args []string, stderr io.Writer) error {
+	fs := newFlagSet("produce", stderr, "-name NAME [-count N | -bytes SIZE | -stdin] [flags]")
+	var pf produceFlags
+	pf.register(fs)
+	name := fs.String("name", "", "the ring's NAME (1 to 64 of [A-Za-z0-9_.-], not starting with '.')")
+	stdin := fs.Bool("stdin", false, "send standard input: each item is what one read fills, up to the slot size")
+	verbose := fs.Bool("v", false, "report progress and notes on stderr even when it is not a terminal")
+	jsonOut := fs.Bool("json", false, "print the summary as one JSON object on stdout")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *name == "" {
+		return usagef("-name is required")
+	}
+	if err := shm.ValidName(*name); err != nil {
+		return usagef("-name: %v", err)
+	}
+	if err := pf.check(*stdin); err != nil {
+		return err
+	}
+	slotSize := pf.slotSize.n
+	var items, total uint64 // 0 items with total 0 and !stdin: an empty stream
+	switch {
+	case *stdin:
+	case pf.count >= 0:
+		items, total = uint64(pf.count), uint64(pf.count)*uint64(slotSize)
+	case pf.bytes.set:
+		total = uint64(pf.bytes.n)
+		items = (total + uint64(slotSize) - 1) / uint64(slotSize)
+	default:
+		total = defaultBytes
+		items = (total + uint64(slotSize) - 1) / uint64(slotSize)
+	}
+	explicitTotal := pf.count >= 0 || pf.bytes.set
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	logf := func(format string, a ...any) { fmt.Fprintf(stderr, "shmpc produce: "+format+"\n", a...) }
+	opt := producer.Options{
+		Slots: pf.slots, SlotSize: int(slotSize),
+		HugePages: pf.hugepages.p, Lock: pf.mlock.p, Advise: pf.madvise, Pretouch: pf.pretouch,
+		Perm: os.FileMode(pf.perm.m), StreamItems: items, StreamBytes: total,
+		CheckStream: explicitTotal, Fresh: pf.fresh, NoResume: *stdin, Wait: pf.wait, PeerTimeout: pf.peerTimeout, StallTimeout: pf.stall, Logf: logf,
+	}
+	if !flagSet(fs, "slots") {
+		opt.Slots = 0 // left out: the ring's when resuming, else the default
+	}
+	if !pf.slotSize.set {
+		opt.SlotSize = 0
+	}
+	p, err := producer.Open(ctx, *name, opt)
+	if err != nil {
+		if errors.Is(err, producer.ErrGeometry) || errors.Is(err, producer.ErrExists) {
+			return &usageError{msg: err.Error()}
+		}
+		return err
+	}
+	defer p.Close()
+	r := p.Ring()
+	if p.Resumed() {
+		items, total, slotSize = r.StreamItems(), r.StreamBytes(), int64(r.SlotSize())
+	}
+	if p.Huge() {
+		logf("ring %s uses huge pages", *name)
+	}
+
+	sum := produceSummary{Role: "producer", Name: *name, Pages: p.Pages(), Resumed: p.Resumed(), First: p.Next()}
+	start := time.Now()
+	var prog *progress
+	if *verbose || isTerminal(stderr) {
+		prog = startProgress(stderr, "produce", r, *verbose)
+	}
+	var runErr error
+	if *stdin {
+		runErr = produceStdin(ctx, p, os.Stdin, &sum)
+	} else {
+		runErr = producePattern(ctx, p, items, total, uint64(slotSize), &sum)
+	}
+	if ctx.Err() != nil && errors.Is(runErr, ctx.Err()) {
+		runErr = nil // SIGINT/SIGTERM: end the stream where it stands
+	}
+	if runErr == nil {
+		// Ending waits for the consumer to drain; a signal must not cut
+		// that short, so it runs without ctx.
+		runErr = p.End(context.Background())
+		if f := faultFromEnv(); runErr == nil && f.at("produce-before-cleanup", 0) {
+			f.hang()
+		}
+	}
+	prog.stop()
+	sum.Seconds = time.Since(start).Seconds()
+	closeErr := p.Close()
+	if runErr == nil {
+		runErr = closeErr
+	}
+	if runErr != nil {
+		sum.Error = runErr.Error()
+		sum.Exit = exitCode(runErr)
+	}
+	if *jsonOut {
+		b, _ := json.Marshal(sum)
+		fmt.Fprintf(os.Stdout, "%s\n", b)
+	}
+	if runErr == nil || *verbose {
+		fmt.Fprintf(stderr, "shmpc produce: %d items, %s in %.3f s (%.2f GiB/s), pages %s\n",
+			sum.Items, formatBytes(sum.Bytes), sum.Seconds, gibPerSec(sum.Bytes, sum.Seconds), sum.Pages)
+	}
+	return runErr
+}
+
+// flagSet reports whether the flag name was given on the command line.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	found := false
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == name {
+			found = true
+		}
+	})
+	return found
+}
+
+// producePattern sends items [p.Next(), items) of the DESIGN.md payload:
+// full slots, and a shorter last one when total is not a multiple.
+func producePattern(ctx context.Context, p *producer.Producer, items, total, slotSize uint64, sum *produceSummary) error {
+	f := faultFromEnv()
+	for seq := p.Next(); seq < items; seq++ {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if f.at("produce-after", seq) {
+			f.hang()
+		}
+		n := slotSize
+		if seq == items-1 && total%slotSize != 0 {
+			n = total % slotSize
+		}
+		s, err := p.Reserve(ctx)
+		if err != nil {
+			return err
+		}
+		if f.at("produce-in-slot", seq) {
+			payload.Fill(s.Buf[:n/2], seq)
+			f.hang()
+		}
+		crc := payload.Fill(s.Buf[:n], seq) // checksums the generated data, not the slot
+		if f.at("produce-corrupt", seq) {
+			s.Buf[n/2] ^= 0x40
+		}
+		if err := p.CommitCRC(int(n), crc); err != nil {
+			return err
+		}
+		sum.Items++
+		sum.Bytes += n
+	}
+	return nil
+}
+
+// produceStdin sends r: each item is what one full read of up to the slot
+// size gives (the last may be shorter). The data is read into a private
+// buffer and checksummed while it is copied into the slot (contract 6).
+func produceStdin(ctx context.Context, p *producer.Producer, r io.Reader, sum *produceSummary) error {
+	buf := make([]byte, p.Ring().SlotSize())
+	for {
+		n, rerr := io.ReadFull(r, buf)
+		if n > 0 {
+			s, err := p.Reserve(ctx)
+			if err != nil {
+				return err
+			}
+			crc := ring.CopyCRC(s.Buf, buf[:n])
+			if err := p.CommitCRC(n, crc); err != nil {
+				return err
+			}
+			sum.Items++
+			sum.Bytes += uint64(n)
+		}
+		switch {
+		case rerr == nil:
+		case errors.Is(rerr, io.EOF) || errors.Is(rerr, io.ErrUnexpectedEOF):
+			return nil
+		default:
+			return fmt.Errorf("read standard input: %w", rerr)
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+}

@@ -1,0 +1,597 @@
+// Package consumer is the reading side of a shmpc ring: it attaches to the
+// ring NAME (waiting for its producer when started first), verifies every
+// item's sequence number and CRC32C, hands the items to a handler on a pool
+// of worker goroutines, releases them in ring order, and, at the end of the
+// stream, tells the producer the stream is drained.
+//
+// # Delivery guarantee
+//
+// Without crashes every item is delivered exactly once. Across a consumer
+// crash, delivery is at least once: a new consumer starts at the oldest
+// unreleased item, so the items the dead one had acquired but not released
+// (at most the ring's slot count) are delivered again. Handlers that must
+// not see an item twice deduplicate by sequence number, which is dense and
+// starts at 0. Items that fail verification are never delivered.
+//
+// A Consumer is used by one goroutine (Run); the handler runs on the
+// worker goroutines, concurrently with itself unless Options.Ordered.
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/shmpc/shmpc/internal/lockfile"
+	"github.com/shmpc/shmpc/internal/peer"
+	"github.com/shmpc/shmpc/internal/proc"
+	"github.com/shmpc/shmpc/internal/ringobj"
+	"github.com/shmpc/shmpc/ring"
+	"github.com/shmpc/shmpc/sem"
+	"github.com/shmpc/shmpc/shm"
+)
+
+// Errors a caller acts on; match them with errors.Is.
+var (
+	ErrPeerLost  = ringobj.ErrPeerLost // the producer died and none came back in time
+	ErrBusy      = ringobj.ErrBusy     // another live consumer holds the ring
+	ErrForeign   = ringobj.ErrForeign  // the NAME's objects are not a usable ring
+	ErrNoRing    = ringobj.ErrNoRing   // no producer created the ring within Wait
+	ErrIntegrity = ring.ErrIntegrity   // an item failed verification (never delivered)
+	ErrClosed    = os.ErrClosed
+)
+
+// DefaultWait is the default of Options.Wait.
+const DefaultWait = 10 * time.Second
+
+// Options configure a Consumer. The zero value means one worker per CPU,
+// views into the slots, wait 10 s for the producer, peer timeout 0.
+type Options struct {
+	// Workers is the number of goroutines running the handler (default:
+	// runtime.NumCPU()).
+	Workers int
+	// Ordered calls the handler for one item at a time, in sequence order
+	// (for output that must keep the stream's order, such as a pipe).
+	Ordered bool
+	// Copy verifies a private copy of each item and hands the handler that
+	// copy, so what it sees is exactly what was verified even if someone
+	// writes the segment afterwards (DESIGN.md contract 3). It costs one
+	// buffer of the slot size per worker and a copy per item.
+	Copy bool
+	// Wait bounds how long Open waits for a producer to create the ring.
+	Wait time.Duration
+	// PeerTimeout is how long Run waits for a new producer after the
+	// producer died with the stream unfinished. 0: give up at once.
+	PeerTimeout time.Duration
+	// StallTimeout treats a live producer that published nothing for this
+	// long, while the consumer waited for it, as lost (0: never).
+	StallTimeout time.Duration
+	// Logf receives notes worth telling a user. Nil discards them.
+	Logf func(format string, args ...any)
+}
+
+// Handler processes one item. data is valid only until the handler
+// returns. An error stops the consumer with that error; the item is not
+// released (a successor consumer gets it again).
+type Handler func(seq uint64, data []byte) error
+
+// Stats are what one Consumer delivered.
+type Stats struct {
+	Items           uint64 // items handled and released
+	Bytes           uint64
+	IntegrityErrors uint64 // items that failed verification (not delivered)
+	// Seconds is the time from the stream's first reserve (by the
+	// producer) to this consumer's last release, when both are known.
+	Seconds float64
+}
+
+// Consumer reads items from a ring it holds the consumer role of.
+type Consumer struct {
+	opt   Options
+	names ringobj.Names
+	lock  *lockfile.File
+	seg   *shm.Segment
+	sems  *ringobj.Sems
+	ring  *ring.Ring
+	rd    *ring.Reader
+	watch *peer.Watcher
+
+	items, bytes, badItems atomic.Uint64
+	lastRelease            atomic.Int64
+
+	items0  uint64 // the ring's released-items counter at attach
+	ran     bool
+	drained bool
+	closed  bool
+}
+
+// Open attaches to ring name and takes the consumer role. If the ring does
+// not exist yet it waits up to opt.Wait for a producer to create it.
+// Another live consumer on the ring is refused with ErrBusy.
+func Open(ctx context.Context, name string, opt Options) (_ *Consumer, err error) {
+	if opt.Workers <= 0 {
+		opt.Workers = runtime.NumCPU()
+	}
+	if opt.Ordered {
+		opt.Workers = 1
+	}
+	if opt.Wait == 0 {
+		opt.Wait = DefaultWait
+	}
+	if opt.Logf == nil {
+		opt.Logf = func(string, ...any) {}
+	}
+	names, err := ringobj.For(name)
+	if err != nil {
+		return nil, fmt.Errorf("open consumer: %w", err)
+	}
+	c := &Consumer{opt: opt, names: names}
+	defer func() {
+		if err != nil {
+			c.release()
+		}
+	}()
+	deadline := time.Now().Add(opt.Wait)
+	var ready *sem.Semaphore
+	defer func() {
+		if ready != nil {
+			ready.Close()
+		}
+	}()
+	for attempt := 0; ; attempt++ {
+		done, err := c.tryAttach()
+		if done || err != nil {
+			if err == nil {
+				break
+			}
+			return nil, err
+		}
+		now := time.Now()
+		if !now.Before(deadline) {
+			return nil, fmt.Errorf("no producer created ring %s within %v: %w", name, opt.Wait, ErrNoRing)
+		}
+		// Sleep on `ready` once it exists (the producer posts it when the
+		// ring is formatted); the header is the truth, so a stale post
+		// only makes us look once more. Before it exists, poll gently.
+		if ready == nil {
+			ready, _ = sem.Open(names.Ready)
+		}
+		step := min(deadline.Sub(now), 100*time.Millisecond)
+		if ready == nil {
+			step = min(step, time.Duration(1+min(attempt, 20))*time.Millisecond)
+			select {
+			case <-time.After(step):
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+			continue
+		}
+		wctx, cancel := context.WithTimeout(ctx, step)
+		_ = ready.Wait(wctx)
+		cancel()
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+	}
+	self := proc.Self()
+	prev := c.ring.ConsumerID()
+	c.ring.SetConsumerID(ring.Identity{PID: uint32(self.PID), Start: self.Start, Gen: prev.Gen + 1})
+	c.rd = c.ring.Reader()
+	c.items0 = c.ring.Stats().Items
+	c.watch = peer.New(c.lock, lockfile.Producer, func() proc.ID {
+		id := c.ring.ProducerID()
+		return proc.ID{PID: int(id.PID), Start: id.Start}
+	})
+	return c, nil
+}
+
+// tryAttach makes one attempt to take the consumer role and attach the
+// ring. It returns done=false, err=nil when the ring is not there yet.
+func (c *Consumer) tryAttach() (done bool, err error) {
+	if c.lock == nil {
+		l, err := lockfile.Open(c.names.Lock, false, 0, -1)
+		if errors.Is(err, fs.ErrNotExist) {
+			return false, nil
+		}
+		if err != nil {
+			return false, fmt.Errorf("open consumer for %s: %w", c.names.Ring, err)
+		}
+		if err := l.TryLock(lockfile.Consumer); err != nil {
+			l.Close()
+			if errors.Is(err, lockfile.ErrHeld) {
+				return false, fmt.Errorf("ring %s already has a live consumer%s: %w", c.names.Ring, c.holder(), ErrBusy)
+			}
+			return false, err
+		}
+		c.lock = l
+	}
+	// A producer that failed to start may have removed the lock file we
+	// hold: start over with the path's current file.
+	if stale, err := c.lock.Stale(); err != nil || stale {
+		c.lock.Close()
+		c.lock = nil
+		return false, err
+	}
+	info, err := shm.Lookup(c.names.Key)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("look up segment of %s: %w", c.names.Ring, err)
+	}
+	lockUID, _, err := c.lock.Stat()
+	if err != nil {
+		return false, err
+	}
+	if info.UID != lockUID {
+		return false, fmt.Errorf("segment key %#x of ring %s is owned by uid %d, its lock file by uid %d: %w",
+			c.names.Key, c.names.Ring, info.UID, lockUID, ErrForeign)
+	}
+	seg, err := shm.AttachID(info.ID, false, shm.Options{Lock: shm.Off, Pretouch: true})
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return false, nil // removed in between
+		}
+		return false, fmt.Errorf("attach segment of %s: %w", c.names.Ring, err)
+	}
+	r, err := ring.Open(seg.Bytes())
+	if errors.Is(err, ring.ErrNotFormatted) {
+		seg.Detach()
+		return false, nil // the producer is formatting it
+	}
+	if err != nil {
+		seg.Detach()
+		return false, fmt.Errorf("segment key %#x is not a usable shmpc ring: %w (%w)", c.names.Key, err, ErrForeign)
+	}
+	if r.Name() != c.names.Ring || int(r.OwnerUID()) != lockUID {
+		seg.Detach()
+		return false, fmt.Errorf("segment key %#x holds ring %q of uid %d, not %q of uid %d: %w",
+			c.names.Key, r.Name(), r.OwnerUID(), c.names.Ring, lockUID, ErrForeign)
+	}
+	sems, err := ringobj.OpenSems(c.names, false, 0o777, lockUID)
+	if err != nil {
+		seg.Detach()
+		if errors.Is(err, fs.ErrNotExist) {
+			return false, nil
+		}
+		return false, err
+	}
+	c.seg, c.ring, c.sems = seg, r, sems
+	return true, nil
+}
+
+func (c *Consumer) holder() string {
+	seg, err := shm.Attach(c.names.Key, true, shm.Options{Lock: shm.Off})
+	if err != nil {
+		return ""
+	}
+	defer seg.Detach()
+	r, err := ring.Open(seg.Bytes())
+	if err != nil || r.Name() != c.names.Ring || r.ConsumerID().PID == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (pid %d)", r.ConsumerID().PID)
+}
+
+// Ring returns the ring the consumer reads (for stats and inspection).
+func (c *Consumer) Ring() *ring.Ring { return c.ring }
+
+// Pages returns "huge" or "normal": how the producer backed the segment.
+func (c *Consumer) Pages() string {
+	if c.ring.Flags()&ring.FlagHuge != 0 {
+		return "huge"
+	}
+	return "normal"
+}
+
+// Stats returns what this consumer delivered so far.
+func (c *Consumer) Stats() Stats {
+	s := Stats{Items: c.items.Load(), Bytes: c.bytes.Load(), IntegrityErrors: c.badItems.Load()}
+	if c.ring != nil {
+		first := int64(c.ring.AppWord(ringobj.AppFirstReserve).Load())
+		last := c.lastRelease.Load()
+		if first > 0 && last > first {
+			s.Seconds = float64(last-first) / 1e9
+		}
+	}
+	return s
+}
+
+// Run delivers items to h until the stream ends and is drained (then it
+// returns nil), h or verification fails (the error; ErrIntegrity for a
+// bad item, which is not delivered), the producer is lost (ErrPeerLost),
+// or ctx ends. When ctx ends, Run stops acquiring, lets the workers finish
+// and release the items in flight, and returns nil: a graceful stop. Run
+// may be called once.
+func (c *Consumer) Run(ctx context.Context, h Handler) error {
+	if c.closed {
+		return fmt.Errorf("run: %w", ErrClosed)
+	}
+	if c.ran {
+		return errors.New("run: consumer already ran")
+	}
+	c.ran = true
+	space := ringobj.Bell{Waiting: c.ring.ProducerWaiting(), Sem: c.sems.Empty}
+	items := ringobj.Bell{Waiting: c.ring.ConsumerWaiting(), Sem: c.sems.Filled}
+
+	var (
+		failOnce sync.Once
+		failErr  error
+		stopped  = make(chan struct{})
+	)
+	// waitCtx ends the dispatcher's sleep on an empty ring when a worker
+	// fails, as well as when ctx ends.
+	waitCtx, cancelWait := context.WithCancel(ctx)
+	defer cancelWait()
+	fail := func(err error) {
+		failOnce.Do(func() {
+			failErr = err
+			close(stopped)
+			cancelWait()
+		})
+	}
+	isStopped := func() bool {
+		select {
+		case <-stopped:
+			return true
+		default:
+			return false
+		}
+	}
+
+	work := make(chan ring.Item, c.ring.Slots())
+	var wg sync.WaitGroup
+	for range c.opt.Workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var buf []byte
+			if c.opt.Copy {
+				buf = make([]byte, c.ring.SlotSize())
+			}
+			for it := range work {
+				if isStopped() {
+					continue // not released: a successor consumer gets it
+				}
+				if c.opt.Copy {
+					n := copy(buf, it.Data)
+					it.Data = buf[:n]
+				}
+				if err := c.rd.Verify(it); err != nil {
+					c.badItems.Add(1)
+					fail(fmt.Errorf("item %d of %s: %w", it.Seq, c.names.Ring, err))
+					continue
+				}
+				if err := h(it.Seq, it.Data); err != nil {
+					fail(fmt.Errorf("handler for item %d: %w", it.Seq, err))
+					continue
+				}
+				n := uint64(len(it.Data))
+				if err := c.rd.Release(it.Seq); err != nil {
+					fail(fmt.Errorf("release item %d: %w", it.Seq, err))
+					continue
+				}
+				c.items.Add(1)
+				c.bytes.Add(n)
+				now := time.Now().UnixNano()
+				c.lastRelease.Store(now)
+				c.ring.AppWord(ringobj.AppLastRelease).Store(uint64(now))
+				if err := space.Ring(); err != nil {
+					fail(fmt.Errorf("wake producer: %w", err))
+				}
+			}
+		}()
+	}
+
+	ended := false
+	var runErr error
+dispatch:
+	for !isStopped() && ctx.Err() == nil {
+		it, err := c.rd.Acquire()
+		switch {
+		case err == nil:
+			work <- it // never blocks: at most Slots items are acquired
+		case errors.Is(err, ring.ErrEmpty):
+			if err := c.waitItems(waitCtx, items); err != nil {
+				runErr = err
+				break dispatch
+			}
+		case errors.Is(err, io.EOF):
+			ended = true
+			break dispatch
+		default:
+			fail(fmt.Errorf("acquire from %s: %w", c.names.Ring, err))
+		}
+	}
+	close(work)
+	wg.Wait()
+	if failErr != nil {
+		return failErr
+	}
+	if runErr != nil {
+		var gone errProducerGone
+		if errors.As(runErr, &gone) {
+			runErr = fmt.Errorf("producer of %s %s: %s: %w", c.names.Ring, gone.what, c.lossReport(c.rd.Next()), ErrPeerLost)
+			c.removeIfProducerGone()
+		}
+		if ctx.Err() != nil && errors.Is(runErr, ctx.Err()) {
+			return nil // graceful stop
+		}
+		return runErr
+	}
+	if !ended {
+		return nil // ctx ended: graceful stop
+	}
+	c.ring.SetDrained()
+	c.drained = true
+	if err := c.sems.Shutdown.Post(); err != nil {
+		return fmt.Errorf("post shutdown: %w", err)
+	}
+	c.awaitCleanup()
+	return nil
+}
+
+// cleanupWait bounds how long a consumer that drained the stream waits
+// for its producer to remove the ring before it leaves it to the producer.
+const cleanupWait = 5 * time.Second
+
+// awaitCleanup runs after the drained stream was announced: the producer
+// normally removes the ring at once. If it died before doing so, nobody
+// else will, so the consumer does (DESIGN.md failure table).
+func (c *Consumer) awaitCleanup() {
+	deadline := time.Now().Add(cleanupWait)
+	for {
+		if stale, err := c.lock.Stale(); err != nil || stale {
+			return // the producer removed the ring
+		}
+		if !c.watch.Present() {
+			c.removeIfProducerGone()
+			return
+		}
+		if !time.Now().Before(deadline) {
+			c.opt.Logf("the producer of %s did not remove the ring within %v after the stream was drained; leaving it to the producer (or shmpc gc)", c.names.Ring, cleanupWait)
+			return
+		}
+		ctx, stop := c.watch.Watch(context.Background(), true)
+		ctx2, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+		<-ctx2.Done()
+		cancel()
+		stop()
+	}
+}
+
+// waitItems sleeps until an item is published or the stream ends. While
+// the producer is alive the wait has no bound; once it is gone, the
+// published items are still delivered, and then a new producer has
+// PeerTimeout to appear.
+func (c *Consumer) waitItems(ctx context.Context, items ringobj.Bell) error {
+	next := c.rd.Next()
+	ready := func() bool {
+		if c.ring.Head() != next {
+			return true
+		}
+		_, ended := c.ring.End()
+		return ended
+	}
+	var goneSince time.Time
+	stallSince := time.Now()
+	for !ready() {
+		present := c.watch.Present()
+		now := time.Now()
+		var limit time.Time
+		switch {
+		case !present:
+			if goneSince.IsZero() {
+				goneSince = now
+			}
+			limit = goneSince.Add(c.opt.PeerTimeout)
+			if !now.Before(limit) {
+				return errProducerGone{what: "is gone"}
+			}
+		default:
+			goneSince = time.Time{}
+			if c.opt.StallTimeout > 0 {
+				limit = stallSince.Add(c.opt.StallTimeout)
+				if !now.Before(limit) {
+					return errProducerGone{what: fmt.Sprintf("published nothing for %v", c.opt.StallTimeout)}
+				}
+			}
+		}
+		wctx, stop := c.watch.Watch(ctx, present)
+		cancel := context.CancelFunc(func() {})
+		if !limit.IsZero() {
+			wctx, cancel = context.WithDeadline(wctx, limit)
+		}
+		_ = items.Sleep(wctx, ready)
+		cancel()
+		stop()
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// errProducerGone is waitItems' verdict; Run turns it into ErrPeerLost
+// with the final counts once the items in flight are done.
+type errProducerGone struct{ what string }
+
+func (e errProducerGone) Error() string { return "producer " + e.what }
+
+// lossReport says how many items of the stream were delivered and, when
+// its total is known, how many were lost.
+func (c *Consumer) lossReport(next uint64) string {
+	s := fmt.Sprintf("%d items delivered", c.ring.Stats().Items)
+	if total := c.ring.StreamItems(); total > next {
+		s += fmt.Sprintf(", %d lost", total-next)
+	} else {
+		s += ", the number lost is unknown (the stream's length was not given)"
+	}
+	return s
+}
+
+// removeIfProducerGone removes every object of the ring when no producer
+// holds its role (taking that role first, so none can start meanwhile)
+// and the ring is ours to remove. It is the survivor's cleanup.
+func (c *Consumer) removeIfProducerGone() {
+	if c.lock == nil || c.lock.TryLock(lockfile.Producer) != nil {
+		return
+	}
+	// The role is ours now, so no producer can create the NAME's objects
+	// anew while we remove them; but if the lock file we hold is no longer
+	// the NAME's, the ring we knew was already removed and the names may
+	// belong to a new ring.
+	if stale, err := c.lock.Stale(); err != nil || stale {
+		_ = c.lock.Unlock(lockfile.Producer)
+		return
+	}
+	if int(c.ring.OwnerUID()) != os.Geteuid() && os.Geteuid() != 0 {
+		c.opt.Logf("ring %s belongs to uid %d: leaving its objects for its owner (shmpc gc)", c.names.Ring, c.ring.OwnerUID())
+		_ = c.lock.Unlock(lockfile.Producer)
+		return
+	}
+	if c.seg != nil {
+		_ = c.seg.Remove()
+	}
+	_ = ringobj.UnlinkSems(c.names)
+	_ = c.lock.Remove()
+}
+
+// Close gives up the consumer role and detaches. It does not remove the
+// ring (its producer owns it) unless Run found the producer gone. Close is
+// idempotent.
+func (c *Consumer) Close() error {
+	if c.closed {
+		return nil
+	}
+	c.closed = true
+	return c.release()
+}
+
+func (c *Consumer) release() error {
+	var errs []error
+	if c.ring != nil && c.lock != nil && !c.drained {
+		// Give the claim up: the header no longer names us.
+		id := c.ring.ConsumerID()
+		if id.PID == uint32(os.Getpid()) {
+			c.ring.SetConsumerID(ring.Identity{Gen: id.Gen})
+		}
+	}
+	if c.sems != nil {
+		errs = append(errs, c.sems.Close())
+	}
+	if c.seg != nil {
+		errs = append(errs, c.seg.Detach())
+	}
+	if c.lock != nil {
+		errs = append(errs, c.lock.Close())
+	}
+	return errors.Join(errs...)
+}

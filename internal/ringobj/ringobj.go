@@ -1,0 +1,199 @@
+// Package ringobj names and manages the operating-system objects of one
+// ring (DESIGN.md, "Objects of one ring"): the SysV segment, the four
+// glibc-compatible semaphores and the role lock file. It is shared by the
+// producer, consumer and gc code, which must agree on every name.
+package ringobj
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"sync/atomic"
+
+	"github.com/shmpc/shmpc/sem"
+	"github.com/shmpc/shmpc/shm"
+)
+
+// Names are the names of a ring's objects.
+type Names struct {
+	Ring     string // NAME
+	Key      int    // SysV key of the segment
+	Filled   string // semaphore: items were published (consumer's doorbell)
+	Empty    string // semaphore: slots were released (producer's doorbell)
+	Ready    string // semaphore: the ring is initialised (first consumer's doorbell)
+	Shutdown string // semaphore: the consumer drained the stream (producer's doorbell)
+	Lock     string // path of the role lock file
+}
+
+// For returns the names of ring name's objects, or an error that states
+// the NAME rule.
+func For(name string) (Names, error) {
+	key, err := shm.KeyForName(name)
+	if err != nil {
+		return Names{}, err
+	}
+	p := "/shmpc." + name + "."
+	return Names{
+		Ring:     name,
+		Key:      key,
+		Filled:   p + "filled",
+		Empty:    p + "empty",
+		Ready:    p + "ready",
+		Shutdown: p + "shutdown",
+		Lock:     "/dev/shm/shmpc." + name + ".lock",
+	}, nil
+}
+
+// SemNames returns the four semaphore names in the order filled, empty,
+// ready, shutdown.
+func (n Names) SemNames() []string {
+	return []string{n.Filled, n.Empty, n.Ready, n.Shutdown}
+}
+
+// Files returns the paths of every file-system object of the ring: the
+// four semaphore files and the lock file.
+func (n Names) Files() []string {
+	var out []string
+	for _, s := range n.SemNames() {
+		if p, err := sem.Path(s); err == nil {
+			out = append(out, p)
+		}
+	}
+	return append(out, n.Lock)
+}
+
+// Leftovers lists which of the ring's objects exist: file paths, and
+// "segment key 0x..." when a segment has the ring's key. An empty list
+// means nothing of the ring remains.
+func Leftovers(n Names) ([]string, error) {
+	var out []string
+	for _, p := range n.Files() {
+		if _, err := os.Lstat(p); err == nil {
+			out = append(out, p)
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return out, err
+		}
+	}
+	if _, err := shm.Lookup(n.Key); err == nil {
+		out = append(out, fmt.Sprintf("segment key %#x", n.Key))
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return out, err
+	}
+	return out, nil
+}
+
+// Sems are a ring's four semaphores, open.
+type Sems struct {
+	Filled, Empty, Ready, Shutdown *sem.Semaphore
+}
+
+// OpenSems opens the ring's semaphores, creating those that are missing
+// with value 0 and exactly perm when create is set. Each must be owned by
+// uid and no looser than perm; anything else is refused (a squatter's
+// object is never adopted). On error nothing stays open; semaphores this
+// call created are unlinked.
+func OpenSems(n Names, create bool, perm os.FileMode, uid int) (*Sems, error) {
+	var s Sems
+	ptrs := []**sem.Semaphore{&s.Filled, &s.Empty, &s.Ready, &s.Shutdown}
+	var created []string
+	fail := func(err error) (*Sems, error) {
+		s.Close()
+		for _, name := range created {
+			_ = sem.Unlink(name)
+		}
+		return nil, err
+	}
+	for i, name := range n.SemNames() {
+		var x *sem.Semaphore
+		var err error
+		if create {
+			x, err = sem.Create(name, 0, perm)
+			if err == nil {
+				created = append(created, name)
+			} else if errors.Is(err, fs.ErrExist) {
+				x, err = sem.Open(name)
+			}
+		} else {
+			x, err = sem.Open(name)
+		}
+		if err != nil {
+			return fail(fmt.Errorf("open semaphore %s: %w", name, err))
+		}
+		*ptrs[i] = x
+		if err := x.CheckOwner(uid, perm); err != nil {
+			return fail(fmt.Errorf("semaphore %s: %w", name, err))
+		}
+	}
+	return &s, nil
+}
+
+// Close closes the semaphores (it does not unlink them). It is
+// idempotent and safe on a partly opened set.
+func (s *Sems) Close() error {
+	if s == nil {
+		return nil
+	}
+	var errs []error
+	for _, x := range []*sem.Semaphore{s.Filled, s.Empty, s.Ready, s.Shutdown} {
+		if x != nil {
+			errs = append(errs, x.Close())
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// UnlinkSems removes the ring's semaphore files; missing ones are fine.
+func UnlinkSems(n Names) error {
+	var errs []error
+	for _, name := range n.SemNames() {
+		if err := sem.Unlink(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, fmt.Errorf("unlink semaphore %s: %w", name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Bell is one direction's doorbell: a word in the ring that says the
+// other side is (about to be) asleep, and the semaphore it sleeps on.
+// Indices in the ring are the truth (DESIGN.md contract 1); the bell only
+// wakes. Ring posts only when the sleeper flagged itself, and at most once
+// per flag, so a semaphore's count stays bounded (at most one stale post)
+// and no futex call is made while the other side is awake.
+//
+// A Bell has one sleeper at a time and any number of ringers.
+type Bell struct {
+	Waiting *atomic.Uint32
+	Sem     *sem.Semaphore
+}
+
+// Ring wakes the sleeper if it flagged itself.
+func (b Bell) Ring() error {
+	if b.Waiting.Load() != 0 && b.Waiting.CompareAndSwap(1, 0) {
+		return b.Sem.Post()
+	}
+	return nil
+}
+
+// Sleep returns when ready() is true, or with ctx's error when ctx ends
+// first. ready is called again after the flag is raised, so a ring that
+// happens between the caller's last look and the sleep is never lost
+// (Go's atomics are sequentially consistent: the ringer's publication and
+// its load of the flag, and our store of the flag and our look, cannot
+// both miss each other).
+func (b Bell) Sleep(ctx context.Context, ready func() bool) error {
+	for !ready() {
+		b.Waiting.Store(1)
+		if ready() {
+			b.Waiting.Store(0)
+			return nil
+		}
+		err := b.Sem.Wait(ctx)
+		b.Waiting.Store(0)
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}

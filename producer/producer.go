@@ -1,0 +1,616 @@
+// Package producer is the writing side of a shmpc ring: it creates (or
+// resumes) the ring NAME's objects, writes items into its slots and ends
+// the stream, then waits for the consumer to drain it and removes every
+// object.
+//
+// The fast path is zero copy: Reserve a slot, write into Slot.Buf, Commit
+// the length. Send copies a []byte in and checksums the source while
+// copying (contract 6). Commit checksums the slot as it is when called: a
+// process that can write the segment could change the slot in between;
+// CommitCRC takes a checksum the caller computed from its own data.
+//
+// # Delivery guarantee
+//
+// Without crashes every committed item is delivered exactly once, in
+// order. Across a consumer crash delivery is at least once: the items the
+// dead consumer had acquired but not released (at most Slots of them) are
+// delivered again to the next consumer; sequence numbers let a handler
+// drop repeats.
+//
+// A Producer is not safe for concurrent use: one goroutine reserves and
+// commits.
+package producer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"time"
+
+	"github.com/shmpc/shmpc/internal/lockfile"
+	"github.com/shmpc/shmpc/internal/peer"
+	"github.com/shmpc/shmpc/internal/proc"
+	"github.com/shmpc/shmpc/internal/ringobj"
+	"github.com/shmpc/shmpc/ring"
+	"github.com/shmpc/shmpc/shm"
+)
+
+// Errors a caller acts on; match them with errors.Is.
+var (
+	ErrPeerLost = ringobj.ErrPeerLost // the consumer died or left and none came back in time
+	ErrBusy     = ringobj.ErrBusy     // another live producer owns the ring
+	ErrForeign  = ringobj.ErrForeign  // the NAME's objects belong to someone or something else
+	ErrGeometry = errors.New("ring geometry differs")
+	ErrExists   = errors.New("ring exists")
+	ErrClosed   = os.ErrClosed
+)
+
+// Defaults of Options.
+const (
+	DefaultSlots    = 8
+	DefaultSlotSize = 8 << 20
+	DefaultWait     = 10 * time.Second
+)
+
+// Options configure a Producer. The zero value means: 8 slots of 8 MiB,
+// huge pages and mlock where available, no madvise, no pre-touch, 0600,
+// resume an existing ring, wait 10 s for a first consumer, peer timeout 0.
+type Options struct {
+	// Slots and SlotSize are the geometry; SlotSize must be a positive
+	// multiple of 4096. When resuming, they must equal the ring's or be 0.
+	Slots    int
+	SlotSize int
+	// Memory options of the segment (see shm.Options).
+	HugePages shm.Policy
+	Lock      shm.Policy
+	Advise    bool
+	Pretouch  bool
+	// Perm are the permission bits of every object (0600 when zero).
+	Perm os.FileMode
+	// StreamItems and StreamBytes record the stream's intended totals in the
+	// header (0 = unknown), so a producer that resumes knows where to stop.
+	StreamItems uint64
+	StreamBytes uint64
+	// Fresh discards an existing ring of this NAME (whose owners are dead)
+	// instead of resuming it.
+	Fresh bool
+	// CheckStream makes a resuming producer require StreamItems and
+	// StreamBytes to equal the ring's (ErrGeometry otherwise); without it
+	// a resumed ring keeps its own totals.
+	CheckStream bool
+	// NoResume refuses to resume an existing ring (an error matching
+	// ErrExists) instead: for a stream that cannot know what its
+	// predecessor committed, such as one read from a pipe.
+	NoResume bool
+	// Wait bounds how long a producer waits for its first consumer when it
+	// needs one (ring full, or stream ended and not drained).
+	Wait time.Duration
+	// PeerTimeout is how long the producer waits for a new consumer after
+	// its consumer died or left. 0: give up at once.
+	PeerTimeout time.Duration
+	// StallTimeout treats a live consumer that released nothing for this
+	// long, while the producer waited on it, as lost (0: never). A stopped
+	// (SIGSTOP) or stuck consumer is otherwise alive and waited for.
+	StallTimeout time.Duration
+	// Logf receives notes worth telling a user (fallbacks taken under Auto,
+	// a resumed stream). Nil discards them.
+	Logf func(format string, args ...any)
+}
+
+func (o *Options) defaults() error {
+	if o.Slots == 0 {
+		o.Slots = DefaultSlots
+	}
+	if o.SlotSize == 0 {
+		o.SlotSize = DefaultSlotSize
+	}
+	if o.Slots < 1 || o.Slots > ring.MaxSlots {
+		return fmt.Errorf("slots %d: want 1 to %d", o.Slots, ring.MaxSlots)
+	}
+	if o.SlotSize <= 0 || o.SlotSize%4096 != 0 {
+		return fmt.Errorf("slot size %d: want a positive multiple of 4096", o.SlotSize)
+	}
+	if o.Perm == 0 {
+		o.Perm = 0o600
+	}
+	if o.Perm&^0o777 != 0 {
+		return fmt.Errorf("permission %#o: want bits within 0777", o.Perm)
+	}
+	if o.Wait == 0 {
+		o.Wait = DefaultWait
+	}
+	if o.Logf == nil {
+		o.Logf = func(string, ...any) {}
+	}
+	return nil
+}
+
+// Producer writes items into a ring it owns.
+type Producer struct {
+	opt   Options
+	names ringobj.Names
+	lock  *lockfile.File
+	sems  *ringobj.Sems
+	seg   *shm.Segment
+	ring  *ring.Ring
+	w     *ring.Writer
+	watch *peer.Watcher
+
+	toConsumer ringobj.Bell // rings the consumer: items published, stream ended
+	space      ringobj.Bell // the consumer rings us: slots released
+
+	slot        ring.Slot
+	reserved    bool
+	resumed     bool
+	started     time.Time // when the producer came up, for the first-consumer wait
+	consumerGen uint64    // the consumer claim generation at Open: a change means a consumer came
+	givenSlots  int       // geometry as given (0: left out), checked against a resumed ring
+	givenSize   int
+	firstRes    bool
+	removed     bool
+	closed      bool
+}
+
+// Open creates the ring name, or resumes it when it exists with owners
+// that are all gone (unless opt.Fresh), and takes the producer role. It
+// posts `ready` for a consumer that is waiting.
+func Open(ctx context.Context, name string, opt Options) (_ *Producer, err error) {
+	givenSlots, givenSize := opt.Slots, opt.SlotSize
+	if err := opt.defaults(); err != nil {
+		return nil, fmt.Errorf("open producer: %w", err)
+	}
+	names, err := ringobj.For(name)
+	if err != nil {
+		return nil, fmt.Errorf("open producer: %w", err)
+	}
+	p := &Producer{opt: opt, names: names, started: time.Now(), givenSlots: givenSlots, givenSize: givenSize}
+	defer func() {
+		if err != nil {
+			p.abandon()
+		}
+	}()
+	uid := os.Geteuid()
+	p.lock, err = lockfile.Open(names.Lock, true, opt.Perm, uid)
+	if err != nil {
+		if errors.Is(err, lockfile.ErrForeign) {
+			return nil, fmt.Errorf("open producer for %s: %w (%w)", name, err, ErrForeign)
+		}
+		return nil, fmt.Errorf("open producer for %s: %w", name, err)
+	}
+	if err := p.lock.TryLock(lockfile.Producer); err != nil {
+		if errors.Is(err, lockfile.ErrHeld) {
+			return nil, fmt.Errorf("ring %s already has a live producer%s: %w", name, holder(names, true), ErrBusy)
+		}
+		return nil, err
+	}
+	p.watch = peer.New(p.lock, lockfile.Consumer, func() proc.ID {
+		if p.ring == nil {
+			return proc.ID{}
+		}
+		id := p.ring.ConsumerID()
+		return proc.ID{PID: int(id.PID), Start: id.Start}
+	})
+
+	if err := p.attachOrCreate(uid); err != nil {
+		return nil, err
+	}
+	self := proc.Self()
+	prev := p.ring.ProducerID()
+	p.ring.SetProducerID(ring.Identity{PID: uint32(self.PID), Start: self.Start, Gen: prev.Gen + 1})
+	p.consumerGen = p.ring.ConsumerID().Gen
+	p.w = p.ring.Writer()
+	p.toConsumer = ringobj.Bell{Waiting: p.ring.ConsumerWaiting(), Sem: p.sems.Filled}
+	p.space = ringobj.Bell{Waiting: p.ring.ProducerWaiting(), Sem: p.sems.Empty}
+	if err := p.sems.Ready.Post(); err != nil {
+		return nil, fmt.Errorf("post ready: %w", err)
+	}
+	if p.resumed {
+		p.opt.Logf("resuming ring %s at item %d (%d released)", p.names.Ring, p.ring.Head(), p.ring.Tail())
+	}
+	return p, nil
+}
+
+// holder describes who holds a role, from the ring's header when it can be
+// read, for error messages.
+func holder(names ringobj.Names, producer bool) string {
+	seg, err := shm.Attach(names.Key, true, shm.Options{Lock: shm.Off})
+	if err != nil {
+		return ""
+	}
+	defer seg.Detach()
+	r, err := ring.Open(seg.Bytes())
+	if err != nil || r.Name() != names.Ring {
+		return ""
+	}
+	id := r.ConsumerID()
+	if producer {
+		id = r.ProducerID()
+	}
+	if id.PID == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (pid %d)", id.PID)
+}
+
+// attachOrCreate resumes the existing ring or creates a new one. The
+// producer role is held, so no other producer races it; a consumer may be
+// attached to an existing ring.
+func (p *Producer) attachOrCreate(uid int) error {
+	info, err := shm.Lookup(p.names.Key)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return p.create(uid)
+	case err != nil:
+		return fmt.Errorf("look up segment of %s: %w", p.names.Ring, err)
+	}
+	if info.UID != uid {
+		return fmt.Errorf("segment key %#x of ring %s is owned by uid %d, not %d: %w",
+			p.names.Key, p.names.Ring, info.UID, uid, ErrForeign)
+	}
+	seg, err := shm.AttachID(info.ID, false, shm.Options{Lock: p.opt.Lock, Advise: p.opt.Advise, Pretouch: p.opt.Pretouch})
+	if err != nil {
+		return fmt.Errorf("attach segment of %s: %w", p.names.Ring, err)
+	}
+	r, err := ring.Open(seg.Bytes())
+	if err != nil {
+		seg.Detach()
+		return fmt.Errorf("segment key %#x is not a usable shmpc ring (%v); if it is a leftover, run `shmpc gc`: %w",
+			p.names.Key, err, ErrForeign)
+	}
+	if r.Name() != p.names.Ring {
+		seg.Detach()
+		return fmt.Errorf("segment key %#x holds ring %q, not %q (key collision): %w",
+			p.names.Key, r.Name(), p.names.Ring, ErrForeign)
+	}
+	if int(r.OwnerUID()) != uid {
+		seg.Detach()
+		return fmt.Errorf("ring %s is owned by uid %d: %w", p.names.Ring, r.OwnerUID(), ErrForeign)
+	}
+	if p.opt.Fresh {
+		if p.watch.Present() {
+			seg.Detach()
+			return fmt.Errorf("ring %s has a live consumer%s; stop it before discarding the ring with -fresh: %w",
+				p.names.Ring, holder(p.names, false), ErrBusy)
+		}
+		seg.Detach()
+		if err := shm.RemoveID(info.ID); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("remove old segment of %s: %w", p.names.Ring, err)
+		}
+		if err := ringobj.UnlinkSems(p.names); err != nil {
+			return err
+		}
+		p.opt.Logf("discarded the existing ring %s (-fresh)", p.names.Ring)
+		return p.create(uid)
+	}
+	if p.opt.NoResume {
+		seg.Detach()
+		return fmt.Errorf("ring %s exists (%d items committed) and this stream cannot resume it; use -fresh to discard it: %w",
+			p.names.Ring, r.Head(), ErrExists)
+	}
+	if _, ended := r.End(); ended {
+		seg.Detach()
+		return fmt.Errorf("ring %s holds a stream that already ended; use -fresh to start a new one: %w",
+			p.names.Ring, ErrForeign)
+	}
+	if (p.givenSlots != 0 && p.givenSlots != r.Slots()) || (p.givenSize != 0 && p.givenSize != r.SlotSize()) {
+		seg.Detach()
+		return fmt.Errorf("ring %s has %d slots of %d bytes, not %d of %d; leave the geometry out to resume it, or use -fresh: %w",
+			p.names.Ring, r.Slots(), r.SlotSize(), p.opt.Slots, p.opt.SlotSize, ErrGeometry)
+	}
+	if p.opt.CheckStream && (r.StreamItems() != p.opt.StreamItems || r.StreamBytes() != p.opt.StreamBytes) {
+		seg.Detach()
+		return fmt.Errorf("ring %s was started for %d items (%d bytes), not %d (%d bytes): leave -count/-bytes out to resume it, or use -fresh: %w",
+			p.names.Ring, r.StreamItems(), r.StreamBytes(), p.opt.StreamItems, p.opt.StreamBytes, ErrGeometry)
+	}
+	p.opt.Slots, p.opt.SlotSize = r.Slots(), r.SlotSize()
+	sems, err := ringobj.OpenSems(p.names, true, p.opt.Perm, uid)
+	if err != nil {
+		seg.Detach()
+		return err
+	}
+	p.seg, p.ring, p.sems, p.resumed = seg, r, sems, true
+	return nil
+}
+
+func (p *Producer) create(uid int) error {
+	size, err := ring.Size(p.opt.Slots, p.opt.SlotSize)
+	if err != nil {
+		return fmt.Errorf("size ring %s: %w", p.names.Ring, err)
+	}
+	// Semaphores first, segment last: a consumer that finds a formatted
+	// segment finds the semaphores too.
+	sems, err := ringobj.OpenSems(p.names, true, p.opt.Perm, uid)
+	if err != nil {
+		return err
+	}
+	p.sems = sems
+	seg, err := shm.Create(p.names.Key, size, shm.Options{
+		HugePages: p.opt.HugePages, Lock: p.opt.Lock, Advise: p.opt.Advise,
+		Pretouch: p.opt.Pretouch, Perm: p.opt.Perm,
+	})
+	if err != nil {
+		return fmt.Errorf("create segment of %s: %w", p.names.Ring, err)
+	}
+	p.seg = seg
+	for _, n := range seg.Notes() {
+		p.opt.Logf("%s", n)
+	}
+	var flags uint32
+	if seg.Huge() {
+		flags |= ring.FlagHuge
+	}
+	if seg.Locked() {
+		flags |= ring.FlagLocked
+	}
+	if p.opt.Advise {
+		flags |= ring.FlagMadvise
+	}
+	if p.opt.Pretouch {
+		flags |= ring.FlagPretouch
+	}
+	r, err := ring.Format(seg.Bytes(), ring.Config{
+		Name: p.names.Ring, Slots: p.opt.Slots, SlotSize: p.opt.SlotSize, Flags: flags,
+		OwnerUID: uint32(uid), StreamItems: p.opt.StreamItems, StreamBytes: p.opt.StreamBytes,
+	})
+	if err != nil {
+		return fmt.Errorf("format ring %s: %w", p.names.Ring, err)
+	}
+	p.ring = r
+	return nil
+}
+
+// Name returns the ring's NAME.
+func (p *Producer) Name() string { return p.names.Ring }
+
+// Ring returns the ring the producer writes (for stats and inspection).
+func (p *Producer) Ring() *ring.Ring { return p.ring }
+
+// Resumed reports whether Open resumed an existing ring.
+func (p *Producer) Resumed() bool { return p.resumed }
+
+// Next returns the sequence number the next committed item gets.
+func (p *Producer) Next() uint64 { return p.ring.Head() }
+
+// Huge reports whether the segment is backed by huge pages.
+func (p *Producer) Huge() bool { return p.ring.Flags()&ring.FlagHuge != 0 }
+
+// Pages returns "huge" or "normal".
+func (p *Producer) Pages() string {
+	if p.Huge() {
+		return "huge"
+	}
+	return "normal"
+}
+
+// Slot is a reserved slot: write the item into Buf, then Commit.
+type Slot = ring.Slot
+
+// Reserve returns the next free slot, waiting while the ring is full. It
+// returns ErrPeerLost when the consumer is gone and no successor came within
+// the peer timeout (or no first consumer within Wait), and ctx's error when
+// ctx ends. Reserving again without a Commit returns the same slot.
+func (p *Producer) Reserve(ctx context.Context) (Slot, error) {
+	if p.closed {
+		return Slot{}, fmt.Errorf("reserve: %w", ErrClosed)
+	}
+	if p.reserved {
+		return p.slot, nil
+	}
+	for {
+		s, err := p.w.Reserve()
+		if err == nil {
+			p.slot, p.reserved = s, true
+			if !p.firstRes {
+				p.firstRes = true
+				p.ring.AppWord(ringobj.AppFirstReserve).CompareAndSwap(0, uint64(time.Now().UnixNano()))
+			}
+			return s, nil
+		}
+		if !errors.Is(err, ring.ErrFull) {
+			return Slot{}, fmt.Errorf("reserve: %w", err)
+		}
+		slots := uint64(p.ring.Slots())
+		free := func() bool { return p.ring.Head()-p.ring.Tail() < slots }
+		sleep := func(ctx context.Context) error { return p.space.Sleep(ctx, free) }
+		if err := p.waitConsumer(ctx, sleep, free); err != nil {
+			return Slot{}, fmt.Errorf("reserve: %w", err)
+		}
+	}
+}
+
+// Commit publishes the reserved slot's first n bytes, with the CRC32C of
+// the slot as it is now.
+func (p *Producer) Commit(n int) error {
+	if !p.reserved {
+		return fmt.Errorf("commit: %w", ring.ErrNotReserved)
+	}
+	if err := p.w.Commit(n); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	p.reserved = false
+	return p.toConsumer.Ring()
+}
+
+// CommitCRC publishes the reserved slot's first n bytes with a CRC32C the
+// caller computed from its own copy of the data (contract 6).
+func (p *Producer) CommitCRC(n int, crc uint32) error {
+	if !p.reserved {
+		return fmt.Errorf("commit: %w", ring.ErrNotReserved)
+	}
+	if err := p.w.CommitCRC(n, crc); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	p.reserved = false
+	return p.toConsumer.Ring()
+}
+
+// Send copies data (at most the slot size) into the next slot and commits
+// it, checksumming data (not the slot) while copying.
+func (p *Producer) Send(ctx context.Context, data []byte) error {
+	if len(data) > p.ring.SlotSize() {
+		return fmt.Errorf("send %d bytes: slot size is %d: %w", len(data), p.ring.SlotSize(), ring.ErrTooLarge)
+	}
+	s, err := p.Reserve(ctx)
+	if err != nil {
+		return err
+	}
+	crc := ring.CopyCRC(s.Buf, data)
+	return p.CommitCRC(len(data), crc)
+}
+
+// End ends the stream at the current head and waits until the consumer
+// has drained it (every item released). It returns ErrPeerLost when the
+// consumer is gone and none came back within the peer timeout. After End,
+// Close removes the ring.
+func (p *Producer) End(ctx context.Context) error {
+	if p.closed {
+		return fmt.Errorf("end: %w", ErrClosed)
+	}
+	p.reserved = false // a reserved, uncommitted slot is dropped
+	if err := p.w.End(); err != nil {
+		return fmt.Errorf("end stream: %w", err)
+	}
+	if err := p.toConsumer.Ring(); err != nil {
+		return err
+	}
+	// The consumer posts `shutdown` once after it set drained; the word in
+	// the header is the truth, the post only wakes us.
+	sleep := func(ctx context.Context) error {
+		for !p.ring.Drained() {
+			if err := p.sems.Shutdown.Wait(ctx); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := p.waitConsumer(ctx, sleep, p.ring.Drained); err != nil {
+		return fmt.Errorf("wait for the consumer to drain %s: %w", p.names.Ring, err)
+	}
+	return nil
+}
+
+// waitConsumer calls sleep until ready() holds, judging the consumer's
+// presence in between: while it is alive the wait has no bound; before
+// any consumer came, the bound is Wait from Open; after it left,
+// PeerTimeout. sleep must return when ready() holds or its context ends.
+func (p *Producer) waitConsumer(ctx context.Context, sleep func(context.Context) error, ready func() bool) error {
+	var goneSince time.Time
+	progress, progressAt := p.ring.Tail(), time.Now()
+	for !ready() {
+		present := p.watch.Present()
+		now := time.Now()
+		if t := p.ring.Tail(); t != progress {
+			progress, progressAt = t, now
+		}
+		var limit time.Time
+		switch {
+		case present:
+			goneSince = time.Time{}
+			if p.opt.StallTimeout > 0 {
+				limit = progressAt.Add(p.opt.StallTimeout)
+				if !now.Before(limit) {
+					return fmt.Errorf("consumer of %s made no progress for %v: %s: %w",
+						p.names.Ring, p.opt.StallTimeout, p.lossReport(), ErrPeerLost)
+				}
+			}
+		case !p.watch.Seen() && p.ring.ConsumerID().Gen == p.consumerGen:
+			limit = p.started.Add(p.opt.Wait)
+			if !now.Before(limit) {
+				return fmt.Errorf("no consumer attached to %s within %v: %s: %w",
+					p.names.Ring, p.opt.Wait, p.lossReport(), ErrPeerLost)
+			}
+		default:
+			if goneSince.IsZero() {
+				goneSince = now
+			}
+			limit = goneSince.Add(p.opt.PeerTimeout)
+			if !now.Before(limit) {
+				return fmt.Errorf("consumer of %s is gone: %s: %w", p.names.Ring, p.lossReport(), ErrPeerLost)
+			}
+		}
+		wctx, stop := p.watch.Watch(ctx, present)
+		cancel := context.CancelFunc(func() {})
+		if !limit.IsZero() {
+			wctx, cancel = context.WithDeadline(wctx, limit)
+		}
+		_ = sleep(wctx) // woken by a ring, a change of presence or the deadline: look again
+		cancel()
+		stop()
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// lossReport says how many items were delivered (released by a consumer)
+// and how many are lost if the ring goes now: committed but not released,
+// and, when the stream's total is known, never sent.
+func (p *Producer) lossReport() string {
+	head, tail := p.ring.Head(), p.ring.Tail()
+	lost := head - tail
+	s := fmt.Sprintf("%d items delivered, %d lost", tail, lost)
+	if total := p.ring.StreamItems(); total > head {
+		s += fmt.Sprintf(" (%d committed but not released) and %d not sent", lost, total-head)
+	}
+	return s
+}
+
+// Close ends the producer. After a drained stream, or when the producer
+// gives up, it removes every object of the ring (segment, semaphores, lock
+// file) by the ids it holds; a consumer still attached keeps its mapping
+// and treats the producer as gone. Close is idempotent.
+func (p *Producer) Close() error {
+	if p.closed {
+		return nil
+	}
+	p.closed = true
+	return p.remove()
+}
+
+// remove deletes every object of the ring, segment first and lock file
+// last (the lock file is what gc judges ownership by), then lets go.
+func (p *Producer) remove() error {
+	var errs []error
+	if p.seg != nil {
+		if err := p.seg.Remove(); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+		}
+		errs = append(errs, p.seg.Detach())
+	}
+	errs = append(errs, ringobj.UnlinkSems(p.names))
+	if p.sems != nil {
+		errs = append(errs, p.sems.Close())
+	}
+	if p.lock != nil {
+		errs = append(errs, p.lock.Remove())
+		errs = append(errs, p.lock.Close())
+	}
+	p.removed = true
+	return errors.Join(errs...)
+}
+
+// abandon undoes a failed Open: it removes what Open created and nothing
+// that existed before.
+func (p *Producer) abandon() {
+	if p.seg != nil && !p.resumed {
+		_ = p.seg.Remove()
+	}
+	if p.seg != nil {
+		_ = p.seg.Detach()
+	}
+	if p.sems != nil {
+		_ = p.sems.Close()
+		if !p.resumed {
+			_ = ringobj.UnlinkSems(p.names)
+		}
+	}
+	if p.lock != nil {
+		if p.lock.Created() && !p.resumed {
+			_ = p.lock.Remove()
+		}
+		_ = p.lock.Close()
+	}
+}
