@@ -68,7 +68,9 @@ type Options struct {
 	// Wait bounds how long Open waits for a producer to create the ring.
 	Wait time.Duration
 	// PeerTimeout is how long Run waits for a new producer after the
-	// producer died with the stream unfinished. 0: give up at once.
+	// producer it saw died with the stream unfinished. 0: give up at once.
+	// A consumer that attaches to a ring whose producer is already gone
+	// waits up to Wait (from Open) for a new one instead.
 	PeerTimeout time.Duration
 	// StallTimeout treats a live producer that published nothing for this
 	// long, while the consumer waited for it, as lost (0: never).
@@ -106,7 +108,9 @@ type Consumer struct {
 	items, bytes, badItems atomic.Uint64
 	lastRelease            atomic.Int64
 
-	items0  uint64 // the ring's released-items counter at attach
+	items0      uint64    // the ring's released-items counter at attach
+	opened      time.Time // when Open began, for the first-producer wait
+	producerGen uint64    // the producer claim generation at attach: a change means a producer came
 	ran     bool
 	drained bool
 	closed  bool
@@ -132,7 +136,7 @@ func Open(ctx context.Context, name string, opt Options) (_ *Consumer, err error
 	if err != nil {
 		return nil, fmt.Errorf("open consumer: %w", err)
 	}
-	c := &Consumer{opt: opt, names: names}
+	c := &Consumer{opt: opt, names: names, opened: time.Now()}
 	defer func() {
 		if err != nil {
 			c.release()
@@ -185,6 +189,7 @@ func Open(ctx context.Context, name string, opt Options) (_ *Consumer, err error
 	c.ring.SetConsumerID(ring.Identity{PID: uint32(self.PID), Start: self.Start, Gen: prev.Gen + 1})
 	c.rd = c.ring.Reader()
 	c.items0 = c.ring.Stats().Items
+	c.producerGen = c.ring.ProducerID().Gen
 	c.watch = peer.New(c.lock, lockfile.Producer, func() proc.ID {
 		id := c.ring.ProducerID()
 		return proc.ID{PID: int(id.PID), Start: id.Start}
@@ -487,6 +492,13 @@ func (c *Consumer) waitItems(ctx context.Context, items ringobj.Bell) error {
 		now := time.Now()
 		var limit time.Time
 		switch {
+		case !present && !c.watch.Seen() && c.ring.ProducerID().Gen == c.producerGen:
+			// We attached to a ring whose producer was already gone: wait
+			// for a new one as a consumer started first waits (-wait).
+			limit = c.opened.Add(c.opt.Wait)
+			if !now.Before(limit) {
+				return errProducerGone{what: fmt.Sprintf("is gone and no new producer came within %v", c.opt.Wait)}
+			}
 		case !present:
 			if goneSince.IsZero() {
 				goneSince = now

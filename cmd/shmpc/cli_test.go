@@ -378,6 +378,8 @@ func TestResumeWithOtherGeometryRefused(t *testing.T) {
 	// The ring is undamaged: a producer that leaves the geometry out
 	// resumes it and a consumer gets every item once.
 	manifest := tempFile(t, "manifest")
+	// Started together: the consumer may attach while no producer lives,
+	// and waits (-wait) for the resuming one.
 	p2 := start(t, time.Minute, nil, "produce", "-name", name, "-hugepages", "off")
 	c := start(t, time.Minute, nil, "consume", "-name", name, "-manifest", manifest)
 	require.Equal(t, 0, p2.wait(t, time.Minute).code)

@@ -177,8 +177,10 @@ func TestProducerKilledOnFullRingConsumerGivesUp(t *testing.T) {
 	n, _ := ringobj.For(name)
 	waitFull(t, n, 4)
 	kill(t, p)
-	cr := shmpc(t, 30*time.Second, nil, "consume", "-name", name, "-manifest", m)
-	oneLine(t, cr, exitPeerLost, "producer of "+name+" is gone", "4 items delivered, 96 lost")
+	t0 := time.Now()
+	cr := shmpc(t, 30*time.Second, nil, "consume", "-name", name, "-manifest", m, "-wait", "500ms")
+	require.GreaterOrEqual(t, time.Since(t0), 500*time.Millisecond, "a consumer that never saw the producer waits -wait for one")
+	oneLine(t, cr, exitPeerLost, "producer of "+name+" is gone and no new producer came within 500ms", "4 items delivered, 96 lost")
 	checkDelivery(t, readManifest(t, m), 4, 4096, 4096, false)
 }
 
