@@ -111,9 +111,9 @@ type Consumer struct {
 	items0      uint64    // the ring's released-items counter at attach
 	opened      time.Time // when Open began, for the first-producer wait
 	producerGen uint64    // the producer claim generation at attach: a change means a producer came
-	ran     bool
-	drained bool
-	closed  bool
+	ran         bool
+	drained     bool
+	closed      bool
 }
 
 // Open attaches to ring name and takes the consumer role. If the ring does
