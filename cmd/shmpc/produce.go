@@ -71,6 +71,7 @@ func cmdProduce(args []string, stderr io.Writer) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	warnRmidForced(stderr, "produce")
 	logf := func(format string, a ...any) { fmt.Fprintf(stderr, "shmpc produce: "+format+"\n", a...) }
 	opt := producer.Options{
 		Slots: pf.slots, SlotSize: int(slotSize),
