@@ -1,0 +1,117 @@
+package consumer_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/shmpc/shmpc/consumer"
+	"github.com/shmpc/shmpc/producer"
+	"github.com/shmpc/shmpc/shm"
+)
+
+// TestHandlerErrorStopsWithoutRelease: a handler error stops Run with that
+// error and leaves the item unreleased, so the next consumer gets it again
+// (and everything after it), while nothing before it is repeated.
+func TestHandlerErrorStopsWithoutRelease(t *testing.T) {
+	ctx := context.Background()
+	name := uniqueName(t)
+	p, err := producer.Open(ctx, name, producer.Options{Slots: 4, SlotSize: 4096, HugePages: shm.Off, PeerTimeout: time.Minute})
+	require.NoError(t, err)
+	defer p.Close()
+
+	sendDone := make(chan error, 1)
+	go func() {
+		for i := range 20 {
+			if err := p.Send(ctx, []byte(fmt.Sprint(i))); err != nil {
+				sendDone <- err
+				return
+			}
+		}
+		sendDone <- p.End(ctx)
+	}()
+
+	boom := errors.New("boom")
+	c1, err := consumer.Open(ctx, name, consumer.Options{Ordered: true})
+	require.NoError(t, err)
+	var first []uint64
+	err = c1.Run(ctx, func(seq uint64, data []byte) error {
+		if seq == 7 {
+			return boom
+		}
+		first = append(first, seq)
+		return nil
+	})
+	require.ErrorIs(t, err, boom)
+	require.Contains(t, err.Error(), "handler for item 7")
+	require.NoError(t, c1.Close())
+	require.Len(t, first, 7)
+
+	c2, err := consumer.Open(ctx, name, consumer.Options{Workers: 3})
+	require.NoError(t, err)
+	var mu sync.Mutex
+	second := map[uint64]bool{}
+	require.NoError(t, c2.Run(ctx, func(seq uint64, data []byte) error {
+		mu.Lock()
+		defer mu.Unlock()
+		require.Equal(t, fmt.Sprint(seq), string(data))
+		second[seq] = true
+		return nil
+	}))
+	require.NoError(t, c2.Close())
+	require.NoError(t, <-sendDone)
+	for seq := uint64(0); seq < 20; seq++ {
+		require.Equal(t, seq >= 7, second[seq], "item %d", seq)
+	}
+}
+
+// TestRunGracefulStop: cancelling Run's context stops acquiring, lets the
+// items in flight finish and be released, and returns nil.
+func TestRunGracefulStop(t *testing.T) {
+	ctx := context.Background()
+	name := uniqueName(t)
+	p, err := producer.Open(ctx, name, producer.Options{Slots: 4, SlotSize: 4096, HugePages: shm.Off, PeerTimeout: time.Minute})
+	require.NoError(t, err)
+	defer p.Close()
+	sendCtx, stopSend := context.WithCancel(ctx)
+	sent := make(chan struct{})
+	go func() {
+		defer close(sent)
+		for p.Send(sendCtx, []byte("x")) == nil {
+		}
+	}()
+	// A Producer is not safe for concurrent use: stop the sender before
+	// the deferred Close.
+	defer func() { stopSend(); <-sent }()
+	c, err := consumer.Open(ctx, name, consumer.Options{Workers: 2})
+	require.NoError(t, err)
+	runCtx, cancel := context.WithCancel(ctx)
+	var handled sync.WaitGroup
+	handled.Add(1)
+	var once sync.Once
+	done := make(chan error, 1)
+	go func() {
+		done <- c.Run(runCtx, func(seq uint64, data []byte) error {
+			once.Do(handled.Done)
+			time.Sleep(time.Millisecond)
+			return nil
+		})
+	}()
+	handled.Wait()
+	cancel()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not stop within 10s of its context's end")
+	}
+	st := c.Stats()
+	require.NotZero(t, st.Items)
+	require.Equal(t, st.Items, c.Ring().Tail(), "every handled item was released")
+	require.NoError(t, c.Close())
+}
