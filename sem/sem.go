@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime/debug"
 	"sync/atomic"
 	"time"
 
@@ -117,14 +118,15 @@ func (s *Semaphore) closedError(op string) error {
 // it returns an error matching ErrOverflow and leaves the value unchanged.
 // If the wake-up itself fails (it cannot while the mapping is valid), the
 // value has still been incremented.
-func (s *Semaphore) Post() error {
+func (s *Semaphore) Post() (err error) {
 	if !s.acquire() {
 		return s.closedError("post")
 	}
+	defer s.release()
+	defer catchFault(s, "post", &err, debug.SetPanicOnFault(true))
 	d := s.data.Load()
 	for {
 		if uint32(d) >= ValueMax {
-			s.release()
 			return fmt.Errorf("post semaphore %q: %w", s.name, ErrOverflow)
 		}
 		if s.data.CompareAndSwap(d, d+1) {
@@ -132,25 +134,41 @@ func (s *Semaphore) Post() error {
 		}
 		d = s.data.Load()
 	}
-	var err error
 	if d>>32 != 0 {
 		if e := futexWake(s.data, 1); e != 0 {
-			err = fmt.Errorf("post semaphore %q: value incremented but wake failed: %w", s.name, os.NewSyscallError("futex", e))
+			return fmt.Errorf("post semaphore %q: value incremented but wake failed: %w", s.name, os.NewSyscallError("futex", e))
 		}
 	}
-	s.release()
-	return err
+	return nil
+}
+
+// catchFault is deferred by every method that touches the mapped words,
+// after debug.SetPanicOnFault(true) (whose previous setting is old): if
+// the semaphore's file was truncated while mapped, the access faults, and
+// instead of the process dying of SIGBUS (what C does) the method returns
+// an error matching ErrInvalid. Any other panic goes on.
+func catchFault(s *Semaphore, op string, err *error, old bool) {
+	debug.SetPanicOnFault(old)
+	r := recover()
+	if r == nil {
+		return
+	}
+	if _, ok := r.(interface{ Addr() uintptr }); ok {
+		*err = fmt.Errorf("%s semaphore %q: its file was truncated or replaced while in use (memory fault): %w", op, s.name, ErrInvalid)
+		return
+	}
+	panic(r)
 }
 
 // TryWait decrements the value if it is positive and reports whether it did.
 // It never blocks.
-func (s *Semaphore) TryWait() (bool, error) {
+func (s *Semaphore) TryWait() (ok bool, err error) {
 	if !s.acquire() {
 		return false, s.closedError("trywait")
 	}
-	ok := s.tryTake()
-	s.release()
-	return ok, nil
+	defer s.release()
+	defer catchFault(s, "trywait", &err, debug.SetPanicOnFault(true))
+	return s.tryTake(), nil
 }
 
 // tryTake decrements a positive value; it retries until the answer is
@@ -169,37 +187,38 @@ func (s *Semaphore) tryTake() bool {
 // Value returns the current value, as sem_getvalue does (waiters are not
 // counted; the value is never negative). It may be stale by the time the
 // caller looks at it.
-func (s *Semaphore) Value() (uint32, error) {
+func (s *Semaphore) Value() (v uint32, err error) {
 	if !s.acquire() {
 		return 0, s.closedError("getvalue")
 	}
-	v := uint32(s.data.Load())
-	s.release()
-	return v, nil
+	defer s.release()
+	defer catchFault(s, "getvalue", &err, debug.SetPanicOnFault(true))
+	return uint32(s.data.Load()), nil
 }
 
 // Waiters returns the nwaiters half of the data word: how many waiters, in
 // all processes, have registered and not yet left. A process killed while
 // waiting stays counted for ever; that only costs posts an extra FUTEX_WAKE.
 // It is meant for diagnostics and tests.
-func (s *Semaphore) Waiters() (uint32, error) {
+func (s *Semaphore) Waiters() (n uint32, err error) {
 	if !s.acquire() {
 		return 0, s.closedError("read waiters of")
 	}
-	n := uint32(s.data.Load() >> 32)
-	s.release()
-	return n, nil
+	defer s.release()
+	defer catchFault(s, "read waiters of", &err, debug.SetPanicOnFault(true))
+	return uint32(s.data.Load() >> 32), nil
 }
 
 // Check verifies the mapped words still describe a process-shared glibc
 // semaphore: the private word is 0x80 and the value at most ValueMax. A
 // failure matches ErrInvalid; someone with write access to the file
 // corrupted it.
-func (s *Semaphore) Check() error {
+func (s *Semaphore) Check() (err error) {
 	if !s.acquire() {
 		return s.closedError("check")
 	}
 	defer s.release()
+	defer catchFault(s, "check", &err, debug.SetPanicOnFault(true))
 	return checkWords(s.name, s.data.Load(), s.private.Load())
 }
 
@@ -238,7 +257,7 @@ func checkWords(name string, data uint64, private uint32) error {
 // Close wakes a blocked Wait, which returns an error matching ErrClosed.
 // The waiter's registration in the nwaiters half of the word is undone on
 // every way out. While blocked, Wait occupies one OS thread.
-func (s *Semaphore) Wait(ctx context.Context) error {
+func (s *Semaphore) Wait(ctx context.Context) (err error) {
 	done := ctx.Done()
 	if done != nil {
 		select {
@@ -250,12 +269,12 @@ func (s *Semaphore) Wait(ctx context.Context) error {
 	if !s.acquire() {
 		return s.closedError("wait")
 	}
-	var err error
+	defer s.release()
+	defer catchFault(s, "wait", &err, debug.SetPanicOnFault(true))
 	if !s.tryTake() {
-		err = s.waitSlow(ctx, done)
+		return s.waitSlow(ctx, done)
 	}
-	s.release()
-	return err
+	return nil
 }
 
 // waitSlow is sem_wait's slow path (nptl/sem_waitcommon.c,
