@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/bits"
 	"runtime"
+	"strings"
 	"sync/atomic"
 )
 
@@ -289,7 +290,7 @@ func checkIndices(op string, h *header, slots uint64) error {
 	case drained == 1 && t1 != final:
 		errs = append(errs, errorf(op, "drained", ErrIndices, "drained, but tail %d is not the final count %d", t1, final))
 	}
-	return errors.Join(errs...)
+	return joinErrs(errs)
 }
 
 // Name returns the ring's NAME.
@@ -545,4 +546,34 @@ func (r *Ring) allowedFree(i, head uint64) string {
 		s += fmt.Sprintf(" or %d", head)
 	}
 	return s
+}
+
+// joinedErrs is errors.Join on one line: the parts are separated by "; ",
+// so a message stays one line for a command's error output, and errors.Is
+// and errors.As still see every part.
+type joinedErrs []error
+
+func (e joinedErrs) Error() string {
+	var b strings.Builder
+	for i, err := range e {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(err.Error())
+	}
+	return b.String()
+}
+
+func (e joinedErrs) Unwrap() []error { return e }
+
+// joinErrs returns nil for no errors, the error itself for one, and a
+// joinedErrs otherwise.
+func joinErrs(errs []error) error {
+	switch len(errs) {
+	case 0:
+		return nil
+	case 1:
+		return errs[0]
+	}
+	return joinedErrs(errs)
 }

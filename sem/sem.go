@@ -36,6 +36,10 @@ const (
 // waiter it is cancelling acknowledges; see Wait.
 const cancelRewake = time.Millisecond
 
+// maxSlice bounds one futex sleep of a Wait whose context can end (two
+// wake-ups a second while idle at most; see waitSlow).
+const maxSlice = 500 * time.Millisecond
+
 // Semaphore is an open named semaphore: a 32-byte file under /dev/shm mapped
 // into this process, laid out and operated on exactly as glibc's sem_open,
 // sem_post and sem_wait do, so that C and Go processes share it.
@@ -313,6 +317,11 @@ func (s *Semaphore) waitSlow(ctx context.Context, done <-chan struct{}) error {
 				return ctx.Err()
 			default:
 			}
+			// A cancellable wait sleeps at most maxSlice at a time: the
+			// canceller's wake-up cannot reach a futex whose file was
+			// truncated under us (the page is gone), and this bound is
+			// what then ends the wait, with an error (catchFault).
+			slice := maxSlice
 			if hasDeadline {
 				// The kernel ends the sleep at the deadline itself, so a
 				// timeout does not wait for the context's timer goroutine.
@@ -324,9 +333,10 @@ func (s *Semaphore) waitSlow(ctx context.Context, done <-chan struct{}) error {
 					}
 					return context.DeadlineExceeded
 				}
-				ts := unix.NsecToTimespec(left.Nanoseconds())
-				timeout = &ts
+				slice = min(slice, left)
 			}
+			ts := unix.NsecToTimespec(slice.Nanoseconds())
+			timeout = &ts
 		}
 		if s.beforeSleep != nil {
 			s.beforeSleep()

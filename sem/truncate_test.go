@@ -41,3 +41,40 @@ func TestTruncatedWhileOpen(t *testing.T) {
 		t.Errorf("Close: %v", err)
 	}
 }
+
+// TestTruncatedUnderASleeper: a Wait asleep on a semaphore whose file is
+// truncated cannot be woken by a post or a cancel (the futex's page is
+// gone); it still ends, with an error, within a second of its context's
+// end.
+func TestTruncatedUnderASleeper(t *testing.T) {
+	s, name := mustCreate(t, 0)
+	path, err := sem.Path(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	res := make(chan error, 1)
+	go func() { res <- s.Wait(ctx) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for s.Sleeps() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the waiter did not go to sleep within 5s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err := os.Truncate(path, 0); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	start := time.Now()
+	select {
+	case err := <-res:
+		if err == nil {
+			t.Fatal("Wait on a truncated semaphore returned nil")
+		}
+		t.Logf("Wait ended after %v: %v", time.Since(start), err)
+	case <-time.After(3 * time.Second):
+		t.Fatal("Wait asleep on a truncated semaphore did not end within 3s of its context's end")
+	}
+}

@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/shmpc/shmpc/internal/ringobj"
 	"github.com/shmpc/shmpc/ring"
@@ -77,7 +78,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "gc":
 		err = cmdGC(rest, stdout, stderr)
 	case "bench":
-		err = errors.New("bench: not built yet (the benchmark matrix is its own step; see README)")
+		err = cmdBench(rest, stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return exitOK
@@ -95,7 +96,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if errors.Is(err, flag.ErrHelp) {
 		return exitOK
 	}
-	fmt.Fprintf(stderr, "shmpc %s: %v\n", args[0], err)
+	// One line, whatever the error is made of (errors.Join uses newlines).
+	msg := strings.Join(strings.Fields(strings.ReplaceAll(err.Error(), "\n", "; ")), " ")
+	fmt.Fprintf(stderr, "shmpc %s: %s\n", args[0], msg)
 	return exitCode(err)
 }
 
