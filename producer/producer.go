@@ -516,10 +516,16 @@ func (p *Producer) waitConsumer(ctx context.Context, sleep func(context.Context)
 				}
 			}
 		case !p.watch.Seen() && p.ring.ConsumerID().Gen == p.consumerGen:
-			limit = p.started.Add(p.opt.Wait)
-			if !now.Before(limit) {
+			if !now.Before(p.started.Add(p.opt.Wait)) {
 				return fmt.Errorf("no consumer attached to %s within %v: %s: %w",
 					p.names.Ring, p.opt.Wait, p.lossReport(), ErrPeerLost)
+			}
+			// A first consumer can attach and die between two looks at
+			// its lock, leaving the presence as it was: look again every
+			// firstConsumerLook (its claim generation then tells).
+			limit = now.Add(firstConsumerLook)
+			if end := p.started.Add(p.opt.Wait); end.Before(limit) {
+				limit = end
 			}
 		default:
 			if goneSince.IsZero() {
@@ -544,6 +550,10 @@ func (p *Producer) waitConsumer(ctx context.Context, sleep func(context.Context)
 	}
 	return nil
 }
+
+// firstConsumerLook is how often a producer waiting for its first
+// consumer re-judges, so one that came and died unseen is noticed.
+const firstConsumerLook = 100 * time.Millisecond
 
 // lossReport says how many items were delivered (released by a consumer)
 // and how many are lost if the ring goes now: committed but not released,
