@@ -1,0 +1,104 @@
+// Package e2e is shmpc's fault-injection suite: it drives the real shmpc
+// binary as a user would (DESIGN.md, "Command line"), kills, stops and
+// signals its processes at moments drawn at random, attacks a live ring's
+// objects, and checks after every trial what the failure table of
+// DESIGN.md ("Life cycle and failure semantics") promises.
+//
+// # Trials
+//
+// A Scenario is one row of the failure table or one kind of hostile input.
+// Each trial of it gets its own ring NAME (the process id plus a random
+// suffix), its own temporary directory and its own random source, seeded
+// from Config.Seed, the scenario, the page mode and the trial number, so a
+// failing trial replays with the same seed. A trial draws the geometry
+// (slots, slot size, workers, -count or -bytes with a short last item),
+// a variant of its scenario and the kill point, runs the processes, then
+// checks:
+//
+//   - every item a consumer delivered: its manifest line (seq, len,
+//     crc32c) against internal/payload's pattern, and, where the consumer
+//     writes -stdout, every byte of the item;
+//   - sequence numbers: no gap in what the scenario promises, no duplicate
+//     within one consumer, and across a consumer's death only items that
+//     were published but not released at its death, at most the slot count;
+//   - every process's exit status against the scenario's; a failing
+//     process says so in one line of stderr and never prints a Go panic
+//     trace; no wait is unbounded: a process that outlives its bound is a
+//     hang, reported as such;
+//   - peer-death detection: from the kill to the survivor's exit, with
+//     -peer-timeout 0, against Config.DetectBound;
+//   - that no /dev/shm object and no SysV segment of the ring remains
+//     (internal/ringobj.Leftovers), and that objects the trial planted for
+//     an attacker or a bystander are exactly as they were planted.
+//
+// A read-only attachment of the ring's segment (the observer) reads head
+// and tail directly: the kill points wait on them, and after a death they
+// say exactly which items were published and which released, which is what
+// the loss and duplicate checks compare the manifests with. The observer
+// keeps the memory of a removed segment mapped until the trial ends; it
+// never writes. The hostile scenarios attach a second, writable mapping.
+//
+// # Scenarios
+//
+// Crashes and signals (DESIGN.md's failure table): producer-kill and
+// producer-kill-resume (SIGKILL mid-transfer, inside a slot write, between
+// items, on a full ring with no consumer or a stopped one, after the
+// stream drained but before cleanup; the survivor gives up at once or when
+// a short -peer-timeout expires, or a new producer resumes at head);
+// consumer-kill and consumer-kill-resume (mid-transfer, inside a handler,
+// with the producer blocked on the full ring, asleep on an empty ring);
+// both-kill-gc and both-kill-resume (gc -dry-run, gc -name, resume, or
+// -fresh); sigterm-producer and sigterm-consumer (SIGTERM or SIGINT);
+// sigstop-peer (a peer stopped past -peer-timeout is alive); stall-timeout
+// (-stall-timeout declares it lost).
+//
+// Hostile input: scribble-header, scribble-descriptors and scribble-payload
+// (random bytes or chosen values written over a live ring, or over items
+// published and not yet consumed, or an item damaged by its producer after
+// its CRC; the header's NAME may be pointed at a bystander ring, which must
+// survive); sem-damaged-at-rest (a dead ring's semaphore truncated or
+// replaced by garbage, a symlink, a FIFO or a directory); sem-truncated-live
+// and sem-replaced-live (the same to a live ring); squat-other-uid (objects
+// of another uid planted under the NAME, a victim run as nobody; or a live
+// ring of nobody's attacked by another uid); squat-wrong-perm (objects of
+// our uid with looser permissions or the wrong size).
+//
+// # Running
+//
+// `go test ./e2e` runs one trial of every scenario in each page mode
+// (SHMPC_E2E_TRIALS, SHMPC_E2E_SEED, SHMPC_E2E_SKIP, SHMPC_E2E_BIN and
+// SHMPC_E2E_DETECT_BOUND adjust it; see e2e_test.go). `make e2e` runs
+// e2e/run.sh: as root, it reserves huge pages, runs 12 trials of every
+// scenario in both page modes through e2e/cmd/e2e and prints the table.
+// Config.Short moves less data per trial (go test -short, the race
+// detector).
+//
+// # Why a library and a command
+//
+// The scenarios are ordinary code (this package) returning a Result per
+// trial, so the same code serves `go test ./e2e` (a short sample, each
+// failed check a test failure) and the command e2e/cmd/e2e that `make e2e`
+// runs through e2e/run.sh (hundreds of trials in both page modes, a table
+// of totals, a non-zero exit when a cell that must be zero is not). A
+// trial stops at its first fatal check by panicking with a private value
+// that the trial runner recovers (as testing.T.FailNow stops a test); any
+// other panic is a bug of the suite and is reported as a failed trial.
+//
+// # Processes
+//
+// Every process is started with exec.Cmd, gets SIGKILL when this process's
+// starting thread dies (Pdeathsig), and is always waited for; the trial
+// kills what is still running when it ends. Children built with -race
+// would sleep at exit: GORACE=atexit_sleep_ms=0 is set for them. The
+// fault-injection points of cmd/shmpc/fault.go (SHMPC_FAULT) stop a
+// process inside a slot write or a handler; the suite waits for the line
+// the hook prints, then kills.
+//
+// # Scenarios that need root
+//
+// Planting objects owned by another uid and running a victim as `nobody`
+// (syscall.Credential) need root: without it those scenarios are skipped
+// with a message. Huge-page trials need room in the 2 MiB pool; the tests
+// reserve it by the flock-and-add rule of shm.ReserveHugePages (root), and
+// run.sh does the same in shell.
+package e2e

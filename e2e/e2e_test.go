@@ -1,0 +1,220 @@
+package e2e
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/shmpc/shmpc/shm"
+)
+
+// The sample `go test ./e2e` runs: the shmpc binary built from this
+// module (or SHMPC_E2E_BIN), SHMPC_E2E_TRIALS trials (default 1) of
+// every scenario in each page mode, seeded by SHMPC_E2E_SEED (default: the
+// clock; the seed is logged), with a peer-death detection bound of
+// SHMPC_E2E_DETECT_BOUND (default 500ms: under `go test ./...` other
+// packages' tests share the two cores; `make e2e` holds the DESIGN.md
+// bound of 250 ms). SHMPC_E2E_SKIP, a regular expression, skips the
+// scenarios whose names it matches (say, one that fails for a known bug
+// while the fix is under way). Under -short or the race detector the
+// trials move less data (Config.Short).
+var (
+	suiteCfg    Config
+	hugeSkip    string // why huge-page trials are skipped ("" if they run)
+	sampleTrial = 1
+	skipRE      *regexp.Regexp // scenarios not to run (SHMPC_E2E_SKIP)
+)
+
+// hugeNeed is how many free 2 MiB pages the sample's huge-page trials
+// need: two trials at a time, each at most 16 slots of 2 MiB and a header
+// page (17 pages), with room to spare for other packages' tests that take
+// free pages meanwhile (-hugepages auto takes whatever is free).
+const hugeNeed = 64
+
+// suiteM wraps testing.M so that goleak.VerifyTestMain checks for leaked
+// goroutines after the suite's own setup and teardown: the shmpc binary is
+// built once, huge pages are reserved (as root) and given back.
+type suiteM struct{ m *testing.M }
+
+func (s suiteM) Run() int {
+	flag.Parse()                      // for testing.Short
+	bin := os.Getenv("SHMPC_E2E_BIN") // a prebuilt binary to test instead
+	if bin == "" {
+		b, remove, err := BuildBinary("")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "e2e:", err)
+			return 1
+		}
+		defer remove()
+		bin = b
+	}
+	var err error
+	suiteCfg = Config{Binary: bin, Seed: uint64(time.Now().UnixNano()), DetectBound: 500 * time.Millisecond,
+		Short: testing.Short() || raceEnabled}
+	if v := os.Getenv("SHMPC_E2E_SEED"); v != "" {
+		if suiteCfg.Seed, err = strconv.ParseUint(v, 0, 64); err != nil {
+			fmt.Fprintln(os.Stderr, "e2e: SHMPC_E2E_SEED:", err)
+			return 1
+		}
+	}
+	if v := os.Getenv("SHMPC_E2E_TRIALS"); v != "" {
+		if sampleTrial, err = strconv.Atoi(v); err != nil || sampleTrial < 1 {
+			fmt.Fprintf(os.Stderr, "e2e: SHMPC_E2E_TRIALS=%q: want a positive number\n", v)
+			return 1
+		}
+	}
+	if v := os.Getenv("SHMPC_E2E_SKIP"); v != "" {
+		if skipRE, err = regexp.Compile(v); err != nil {
+			fmt.Fprintln(os.Stderr, "e2e: SHMPC_E2E_SKIP:", err)
+			return 1
+		}
+	}
+	if v := os.Getenv("SHMPC_E2E_DETECT_BOUND"); v != "" {
+		if suiteCfg.DetectBound, err = time.ParseDuration(v); err != nil {
+			fmt.Fprintln(os.Stderr, "e2e: SHMPC_E2E_DETECT_BOUND:", err)
+			return 1
+		}
+	}
+	release := reserveHuge()
+	defer release()
+	return s.m.Run()
+}
+
+// reserveHuge makes room for the huge-page trials: as root it adds
+// hugeNeed pages to the pool by the flock-and-add rule
+// (shm.ReserveHugePages) and returns the function that gives them back;
+// otherwise the pool must already have them free. When neither works,
+// hugeSkip says what is missing.
+func reserveHuge() func() {
+	pool, err := shm.ReadHugePool()
+	if err != nil {
+		hugeSkip = "no 2 MiB huge pages on this kernel: " + err.Error()
+		return func() {}
+	}
+	if os.Geteuid() != 0 {
+		switch {
+		case !inHugetlbGroup():
+			hugeSkip = "huge-page trials need root, or membership of the group vm.hugetlb_shm_group names (SHM_HUGETLB is refused otherwise)"
+		case pool.Available() < hugeNeed:
+			hugeSkip = fmt.Sprintf("huge-page trials need %d free 2 MiB pages and root to reserve them; not root, and the pool has %d available", hugeNeed, pool.Available())
+		}
+		return func() {}
+	}
+	r, err := shm.ReserveHugePages(hugeNeed, time.Minute)
+	if err != nil {
+		hugeSkip = fmt.Sprintf("reserve %d huge pages: %v", hugeNeed, err)
+		return func() {}
+	}
+	return func() {
+		if err := r.Release(time.Minute); err != nil {
+			fmt.Fprintln(os.Stderr, "e2e: give back huge pages:", err)
+		}
+	}
+}
+
+// inHugetlbGroup reports whether this process is in the group that
+// vm.hugetlb_shm_group allows to create SHM_HUGETLB segments.
+func inHugetlbGroup() bool {
+	b, err := os.ReadFile("/proc/sys/vm/hugetlb_shm_group")
+	if err != nil {
+		return false
+	}
+	gid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		return false
+	}
+	if os.Getegid() == gid {
+		return true
+	}
+	groups, _ := os.Getgroups()
+	for _, g := range groups {
+		if g == gid {
+			return true
+		}
+	}
+	return false
+}
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(suiteM{m})
+}
+
+// TestScenarios runs the sample: every scenario in both page modes, each
+// trial a subtest whose failed checks are test failures with the trial's
+// log and its replay seed.
+func TestScenarios(t *testing.T) {
+	t.Logf("seed %d (SHMPC_E2E_SEED=%d replays this run), %d trials per scenario and page mode, detection bound %v",
+		suiteCfg.Seed, suiteCfg.Seed, sampleTrial, suiteCfg.DetectBound)
+	for _, s := range Scenarios() {
+		for _, pm := range []PageMode{Normal, Huge} {
+			t.Run(s.Name+"/"+string(pm), func(t *testing.T) {
+				t.Parallel()
+				if skipRE != nil && skipRE.MatchString(s.Name) {
+					t.Skipf("SHMPC_E2E_SKIP=%s", skipRE)
+				}
+				if pm == Huge && hugeSkip != "" {
+					t.Skip(hugeSkip)
+				}
+				for i := 0; i < sampleTrial; i++ {
+					res := RunTrial(&suiteCfg, s, pm, i)
+					if res.Skipped != "" {
+						t.Skip(res.Skipped)
+					}
+					t.Logf("trial %d: %s; %d items checked, worst detection %v, %.2fs", i, res.Variant, res.Items,
+						res.Detect, res.Elapsed.Seconds())
+					if !res.OK() {
+						t.Errorf("expected: %s\n%s", s.Expect, Describe(res, suiteCfg.Seed))
+					}
+				}
+			})
+		}
+	}
+}
+
+// TestLayoutMatchesGolden checks that the offsets the attacks aim at are
+// ring's layout: the golden file ring's tests pin.
+func TestLayoutMatchesGolden(t *testing.T) {
+	b, err := os.ReadFile("../ring/testdata/layout.golden")
+	if err != nil {
+		t.Fatalf("read the ring's layout: %v", err)
+	}
+	golden := map[string][2]int{}
+	for _, line := range strings.Split(string(b), "\n") {
+		var name string
+		var off, size int
+		if n, _ := fmt.Sscanf(line, "%s offset %d size %d", &name, &off, &size); n == 3 {
+			golden[name] = [2]int{off, size}
+		}
+		if n, _ := fmt.Sscanf(line, "header size %d", &size); n == 1 && size != headerSize {
+			t.Errorf("header size is %d in the golden layout, %d here", size, headerSize)
+		}
+		if n, _ := fmt.Sscanf(line, "descriptor size %d", &size); n == 1 && size != descriptorSize {
+			t.Errorf("descriptor size is %d in the golden layout, %d here", size, descriptorSize)
+		}
+	}
+	for _, f := range append(append([]layoutField{}, headerFields...), descriptorFields...) {
+		g, ok := golden[f.name]
+		if !ok {
+			t.Errorf("%s is not in the golden layout", f.name)
+			continue
+		}
+		if g != [2]int{f.offset, f.size} {
+			t.Errorf("%s: offset %d size %d here, offset %d size %d in the golden layout", f.name, f.offset, f.size, g[0], g[1])
+		}
+	}
+	for name, want := range map[string]int{"header.slotStride": offSlotStride, "header.descOffset": offDescOffset, "header.dataOffset": offDataOffset} {
+		if golden[name][0] != want {
+			t.Errorf("%s is at %d in the golden layout, %d here", name, golden[name][0], want)
+		}
+	}
+	if len(golden) < len(headerFields)+len(descriptorFields) {
+		t.Errorf("the golden layout has %d fields, fewer than the %d attacked", len(golden), len(headerFields)+len(descriptorFields))
+	}
+}

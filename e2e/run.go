@@ -1,0 +1,236 @@
+package e2e
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+)
+
+// BuildBinary builds the shmpc command of the module containing dir (the
+// current directory when dir is "") into a new directory under os.TempDir
+// that every uid may search, so scenarios can run it as another uid. It
+// returns the binary's path and a function that removes the directory.
+func BuildBinary(dir string) (string, func(), error) {
+	out, err := os.MkdirTemp("", "shmpc-e2e-bin-")
+	if err != nil {
+		return "", nil, fmt.Errorf("make build directory: %w", err)
+	}
+	remove := func() { _ = os.RemoveAll(out) }
+	if err := os.Chmod(out, 0o755); err != nil {
+		remove()
+		return "", nil, fmt.Errorf("chmod build directory: %w", err)
+	}
+	bin := filepath.Join(out, "shmpc")
+	cmd := exec.Command("go", "build", "-o", bin, "github.com/shmpc/shmpc/cmd/shmpc")
+	cmd.Dir = dir
+	if b, err := cmd.CombinedOutput(); err != nil {
+		remove()
+		return "", nil, fmt.Errorf("build shmpc: %v\n%s", err, b)
+	}
+	return bin, remove, nil
+}
+
+// Job is one trial to run.
+type Job struct {
+	Scenario *Scenario
+	Pages    PageMode
+	Trial    int
+}
+
+// Jobs returns trials trials of every scenario in each page mode,
+// interleaved so that a run cut short has sampled every scenario.
+func Jobs(scenarios []*Scenario, pages []PageMode, trials int) []Job {
+	var jobs []Job
+	for i := 0; i < trials; i++ {
+		for _, pm := range pages {
+			for _, s := range scenarios {
+				jobs = append(jobs, Job{Scenario: s, Pages: pm, Trial: i})
+			}
+		}
+	}
+	return jobs
+}
+
+// RunJobs runs the jobs, parallel at a time, and returns their results in
+// job order. done, if not nil, is called (from one goroutine at a time)
+// after each trial. Once stop is closed no further trial starts (the
+// running ones finish, each within its bounds) and the jobs not run are
+// reported as skipped.
+func RunJobs(cfg *Config, jobs []Job, parallel int, stop <-chan struct{}, done func(Result)) []Result {
+	results := make([]Result, len(jobs))
+	for i, j := range jobs {
+		results[i] = Result{Scenario: j.Scenario.Name, Pages: j.Pages, Trial: j.Trial, Skipped: "the run was interrupted"}
+	}
+	next := make(chan int)
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for w := 0; w < max(1, parallel); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				res := RunTrial(cfg, jobs[i].Scenario, jobs[i].Pages, jobs[i].Trial)
+				mu.Lock()
+				results[i] = res
+				if done != nil {
+					done(res)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+feed:
+	for i := range jobs {
+		select {
+		case next <- i:
+		case <-stop:
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	return results
+}
+
+// Row is one line of the table: the totals of a scenario in a page mode.
+type Row struct {
+	Scenario, Expect string
+	Pages            PageMode
+	Trials, Skipped  int
+	Items            int
+	BadDelivered     int
+	Lost, Dups       int
+	Leaked           int
+	Failed           int // trials with any failed check
+	Detect           time.Duration
+	Elapsed          time.Duration
+}
+
+// OK reports whether every must-be-zero cell of the row is zero.
+func (r Row) OK() bool {
+	return r.BadDelivered == 0 && r.Lost == 0 && r.Dups == 0 && r.Leaked == 0 && r.Failed == 0
+}
+
+// Table sums the results by scenario and page mode, in the order of
+// scenarios and pages.
+func Table(scenarios []*Scenario, pages []PageMode, results []Result) []Row {
+	idx := map[string]int{}
+	var rows []Row
+	for _, s := range scenarios {
+		for _, pm := range pages {
+			idx[s.Name+"/"+string(pm)] = len(rows)
+			rows = append(rows, Row{Scenario: s.Name, Expect: s.Expect, Pages: pm})
+		}
+	}
+	for _, res := range results {
+		i, ok := idx[res.Scenario+"/"+string(res.Pages)]
+		if !ok {
+			continue
+		}
+		r := &rows[i]
+		if res.Skipped != "" {
+			r.Skipped++
+			continue
+		}
+		r.Trials++
+		r.Items += res.Items
+		r.BadDelivered += res.BadDelivered
+		r.Lost += res.Lost
+		r.Dups += res.Dups
+		r.Leaked += res.Leaked
+		if !res.OK() {
+			r.Failed++
+		}
+		r.Detect = max(r.Detect, res.Detect)
+		r.Elapsed += res.Elapsed
+	}
+	return rows
+}
+
+// PrintTable writes the table and its totals to w and reports whether
+// every must-be-zero cell is zero.
+func PrintTable(w io.Writer, rows []Row) bool {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "scenario\tpages\ttrials\titems checked\tbad delivered\tlost\tdup\tleaked\tfailed\tworst detect\texpected outcome\t")
+	var tot Row
+	ok := true
+	for _, r := range rows {
+		det := "-"
+		if r.Detect > 0 {
+			det = fmt.Sprintf("%.1fms", float64(r.Detect)/float64(time.Millisecond))
+		}
+		trials := fmt.Sprint(r.Trials)
+		if r.Skipped > 0 {
+			trials += fmt.Sprintf(" (%d skipped)", r.Skipped)
+		}
+		mark := ""
+		if !r.OK() {
+			mark = " <-- FAIL"
+			ok = false
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s%s\t\n", r.Scenario, r.Pages, trials, r.Items,
+			r.BadDelivered, r.Lost, r.Dups, r.Leaked, r.Failed, det, r.Expect, mark)
+		tot.Trials += r.Trials
+		tot.Skipped += r.Skipped
+		tot.Items += r.Items
+		tot.BadDelivered += r.BadDelivered
+		tot.Lost += r.Lost
+		tot.Dups += r.Dups
+		tot.Leaked += r.Leaked
+		tot.Failed += r.Failed
+		tot.Detect = max(tot.Detect, r.Detect)
+	}
+	fmt.Fprintf(tw, "TOTAL\t\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%.1fms\t%s\t\n", tot.Trials, tot.Items, tot.BadDelivered,
+		tot.Lost, tot.Dups, tot.Leaked, tot.Failed, float64(tot.Detect)/float64(time.Millisecond),
+		map[bool]string{true: "all must-be-zero cells are 0", false: "SOME MUST-BE-ZERO CELLS ARE NOT 0"}[ok])
+	_ = tw.Flush()
+	return ok
+}
+
+// Describe returns a failed trial's report: what was drawn, how to replay
+// it, every failed check and its log.
+func Describe(res Result, seed uint64) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s/%s/%d FAILED (trial seed %#x; replay: -seed %d -scenario '^%s$' -pages %s -trials %d, it is the last)\n",
+		res.Scenario, res.Pages, res.Trial, res.Seed, seed, res.Scenario, res.Pages, res.Trial+1)
+	fmt.Fprintf(&b, "  drawn: %s\n", res.Variant)
+	for _, f := range res.Failures {
+		fmt.Fprintf(&b, "  - %s\n", strings.ReplaceAll(f, "\n", "\n    "))
+	}
+	if res.Log != "" {
+		b.WriteString("  log:\n")
+		for _, l := range strings.Split(strings.TrimRight(res.Log, "\n"), "\n") {
+			fmt.Fprintf(&b, "    %s\n", l)
+		}
+	}
+	return b.String()
+}
+
+// SortedFailures returns the failed results ordered by scenario, pages and
+// trial.
+func SortedFailures(results []Result) []Result {
+	var out []Result
+	for _, r := range results {
+		if r.Skipped == "" && !r.OK() {
+			out = append(out, r)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if a.Scenario != b.Scenario {
+			return a.Scenario < b.Scenario
+		}
+		if a.Pages != b.Pages {
+			return a.Pages < b.Pages
+		}
+		return a.Trial < b.Trial
+	})
+	return out
+}

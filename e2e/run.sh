@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# make e2e: shmpc's full fault-injection run.
+#
+# As root: adds SHMPC_E2E_HUGEPAGES (default 64) pages of 2 MiB to the
+# huge-page pool (under an exclusive flock on /tmp/shmpc-hugepages.lock,
+# adding to the current value, never setting an absolute one), runs
+# SHMPC_E2E_TRIALS (default 12) trials of every scenario in both page modes
+# (18 scenarios x 2 x 12 = 432), SHMPC_E2E_PARALLEL (default 2) at a time,
+# prints the table, and gives the pages back (subtracting exactly what it
+# added) on every exit: success, failure, Ctrl-C, SIGTERM.
+# Extra arguments go to the runner (e2e/cmd/e2e), e.g. -seed N or
+# -scenario RE. Exit status: the runner's (0: every must-be-zero cell is 0).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+pages=${SHMPC_E2E_HUGEPAGES:-64}
+trials=${SHMPC_E2E_TRIALS:-12}
+parallel=${SHMPC_E2E_PARALLEL:-2}
+lock=/tmp/shmpc-hugepages.lock
+pool=/proc/sys/vm/nr_hugepages
+
+if [ "$(id -u)" != 0 ]; then
+	echo "e2e/run.sh: run it as root (it reserves huge pages and runs victims as nobody); e.g. sudo -E env PATH=\"\$PATH\" make e2e" >&2
+	exit 1
+fi
+
+work=$(mktemp -d /tmp/shmpc-e2e-run.XXXXXX)
+added=0
+
+# shellcheck disable=SC2317 # called by the EXIT trap
+give_back() {
+	if [ "$added" -gt 0 ]; then
+		exec 9>>"$lock"
+		flock -w 120 9 || echo "e2e/run.sh: no lock on $lock after 120s; giving the pages back anyway" >&2
+		cur=$(cat "$pool")
+		new=$((cur - added))
+		[ "$new" -lt 0 ] && new=0
+		echo "$new" >"$pool"
+		flock -u 9
+		exec 9>&-
+		echo "e2e/run.sh: gave back $added huge pages (vm.nr_hugepages $cur -> $(cat "$pool"))"
+		added=0
+	fi
+	rm -rf "$work"
+}
+trap give_back EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
+
+# Build first, so a build error does not hold pages.
+go build -o "$work/e2e" ./e2e/cmd/e2e
+go build -o "$work/shmpc" ./cmd/shmpc
+chmod 0755 "$work" "$work/shmpc" # victims run as nobody
+
+exec 9>>"$lock"
+flock -w 120 9
+before=$(cat "$pool")
+echo $((before + pages)) >"$pool"
+after=$(cat "$pool")
+added=$((after - before))
+flock -u 9
+exec 9>&-
+echo "e2e/run.sh: added $added huge pages (vm.nr_hugepages $before -> $after)"
+if [ "$added" -lt "$pages" ]; then
+	echo "e2e/run.sh: the kernel made only $added of $pages huge pages (memory too fragmented?)" >&2
+	exit 1
+fi
+grep -E '^HugePages_(Total|Free)' /proc/meminfo
+
+set +e
+"$work/e2e" -bin "$work/shmpc" -trials "$trials" -pages both -parallel "$parallel" "$@"
+status=$?
+set -e
+exit "$status"
