@@ -187,8 +187,8 @@ func TestPipe(t *testing.T) {
 			ctx := startWithStdout(t, out, "consume", "-name", name, "-stdout")
 			pr := p.wait(t, 2*time.Minute)
 			cr := ctx.wait(t, 2*time.Minute)
-			require.Equal(t, 0, pr.code, "producer stderr:\n%s", pr.stderr)
-			require.Equal(t, 0, cr.code, "consumer stderr:\n%s", cr.stderr)
+			require.Equal(t, 0, pr.code, "producer stderr:\n%s\nconsumer stderr:\n%s", pr.stderr, cr.stderr)
+			require.Equal(t, 0, cr.code, "consumer stderr:\n%s\nproducer stderr:\n%s", cr.stderr, pr.stderr)
 			require.Equal(t, <-inSum, hex.EncodeToString(out.Sum(nil)), "digest of the output differs from the input's")
 		})
 	}
