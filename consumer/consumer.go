@@ -495,9 +495,15 @@ func (c *Consumer) waitItems(ctx context.Context, items ringobj.Bell) error {
 		case !present && !c.watch.Seen() && c.ring.ProducerID().Gen == c.producerGen:
 			// We attached to a ring whose producer was already gone: wait
 			// for a new one as a consumer started first waits (-wait).
-			limit = c.opened.Add(c.opt.Wait)
-			if !now.Before(limit) {
+			if !now.Before(c.opened.Add(c.opt.Wait)) {
 				return errProducerGone{what: fmt.Sprintf("is gone and no new producer came within %v", c.opt.Wait)}
+			}
+			// A producer can come and die between two looks at its lock,
+			// leaving the presence as it was: look again every
+			// firstPeerLook (its claim generation then tells).
+			limit = now.Add(firstPeerLook)
+			if end := c.opened.Add(c.opt.Wait); end.Before(limit) {
+				limit = end
 			}
 		case !present:
 			if goneSince.IsZero() {
@@ -530,6 +536,10 @@ func (c *Consumer) waitItems(ctx context.Context, items ringobj.Bell) error {
 	}
 	return nil
 }
+
+// firstPeerLook is how often a consumer waiting for a producer it never
+// saw re-judges, so one that came and died unseen is noticed.
+const firstPeerLook = 100 * time.Millisecond
 
 // errProducerGone is waitItems' verdict; Run turns it into ErrPeerLost
 // with the final counts once the items in flight are done.
