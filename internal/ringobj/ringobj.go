@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"sync/atomic"
+	"time"
 
 	"github.com/shmpc/shmpc/sem"
 	"github.com/shmpc/shmpc/shm"
@@ -170,18 +171,26 @@ type Bell struct {
 
 // Ring wakes the sleeper if it flagged itself.
 func (b Bell) Ring() error {
-	if b.Waiting.Load() != 0 && b.Waiting.CompareAndSwap(1, 0) {
+	// Any non-zero value counts as "asleep": a word scribbled to another
+	// value costs one spare post, never a lost wake-up.
+	if b.Waiting.Load() != 0 && b.Waiting.Swap(0) != 0 {
 		return b.Sem.Post()
 	}
 	return nil
 }
+
+// recheck bounds one sleep of Sleep: a wake-up lost to someone writing the
+// doorbell word behind our back is then a delay, not a hang.
+const recheck = time.Second
 
 // Sleep returns when ready() is true, or with ctx's error when ctx ends
 // first. ready is called again after the flag is raised, so a ring that
 // happens between the caller's last look and the sleep is never lost
 // (Go's atomics are sequentially consistent: the ringer's publication and
 // its load of the flag, and our store of the flag and our look, cannot
-// both miss each other).
+// both miss each other). It looks again at least every second even when
+// nobody rings, so a flag overwritten by a hostile writer delays a
+// wake-up by at most that.
 func (b Bell) Sleep(ctx context.Context, ready func() bool) error {
 	for !ready() {
 		b.Waiting.Store(1)
@@ -189,9 +198,14 @@ func (b Bell) Sleep(ctx context.Context, ready func() bool) error {
 			b.Waiting.Store(0)
 			return nil
 		}
-		err := b.Sem.Wait(ctx)
+		sctx, cancel := context.WithTimeout(ctx, recheck)
+		err := b.Sem.Wait(sctx)
+		cancel()
 		b.Waiting.Store(0)
-		if err != nil {
+		if cerr := ctx.Err(); cerr != nil {
+			return cerr
+		}
+		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
 			return err
 		}
 	}
