@@ -13,8 +13,25 @@
 // not see an item twice deduplicate by sequence number, which is dense and
 // starts at 0. Items that fail verification are never delivered.
 //
-// A Consumer is used by one goroutine (Run); the handler runs on the
-// worker goroutines, concurrently with itself unless Options.Ordered.
+// A Consumer is used by one goroutine (Run); the handler runs on Run's
+// goroutine and on up to Workers-1 helper goroutines, concurrently with
+// itself unless Options.Ordered or Workers is 1.
+//
+// # Fast path
+//
+// Run handles an item on its own goroutine unless more items are already
+// waiting behind it and a helper is idle: a consumer that keeps up with its
+// producer then costs no hand-off between goroutines (and no wake-up of
+// another thread) per item; one that falls behind spreads the backlog over
+// the helpers. Items are verified with a VPCLMULQDQ CRC32C kernel where
+// the CPU has one (internal/payload.Checksum; hash/crc32 otherwise), and a
+// mismatch is checked again by the ring before it counts as an integrity
+// error. A consumer that finds the ring empty spins for Options.Spin, then
+// sleeps on its semaphore armed: a monitor goroutine (started by Run, ended
+// before it returns) watches the producer's role lock and its pidfd and
+// posts the consumer's own semaphore when the producer goes (and once a
+// second, in case a wake-up was lost to a scribbled doorbell word), so the
+// sleep needs no watch, timer or goroutine of its own.
 package consumer
 
 import (
@@ -30,6 +47,7 @@ import (
 	"time"
 
 	"github.com/shmpc/shmpc/internal/lockfile"
+	"github.com/shmpc/shmpc/internal/payload"
 	"github.com/shmpc/shmpc/internal/peer"
 	"github.com/shmpc/shmpc/internal/proc"
 	"github.com/shmpc/shmpc/internal/ringobj"
@@ -54,8 +72,9 @@ const DefaultWait = 10 * time.Second
 // Options configure a Consumer. The zero value means one worker per CPU,
 // views into the slots, wait 10 s for the producer, peer timeout 0.
 type Options struct {
-	// Workers is the number of goroutines running the handler (default:
-	// runtime.NumCPU()).
+	// Workers is the most goroutines that run the handler at once: Run's
+	// own and Workers-1 helpers, which get items only when more are
+	// waiting (default: runtime.NumCPU()).
 	Workers int
 	// Ordered calls the handler for one item at a time, in sequence order
 	// (for output that must keep the stream's order, such as a pipe).
@@ -75,6 +94,12 @@ type Options struct {
 	// StallTimeout treats a live producer that published nothing for this
 	// long, while the consumer waited for it, as lost (0: never).
 	StallTimeout time.Duration
+	// Spin is how long a consumer that finds the ring empty keeps looking
+	// at it, busy, before it sleeps on its semaphore. 0 (the default)
+	// sleeps at once: the blocking wait. A spin saves the wake-up (a futex
+	// call by the producer, a context switch here) when items come faster
+	// than that, at the price of a busy CPU while it spins.
+	Spin time.Duration
 	// Logf receives notes worth telling a user. Nil discards them.
 	Logf func(format string, args ...any)
 }
@@ -111,6 +136,7 @@ type Consumer struct {
 	items0      uint64    // the ring's released-items counter at attach
 	opened      time.Time // when Open began, for the first-producer wait
 	producerGen uint64    // the producer claim generation at attach: a change means a producer came
+	fastWait    bool      // the producer was present at the last judgement: sleep armed, without a watch
 	ran         bool
 	drained     bool
 	closed      bool
@@ -194,6 +220,10 @@ func Open(ctx context.Context, name string, opt Options) (_ *Consumer, err error
 		id := c.ring.ProducerID()
 		return proc.ID{PID: int(id.PID), Start: id.Start}
 	})
+	// Look once now: a producer alive at attach is one we have seen, so
+	// its death later counts as a death (PeerTimeout), not as a ring found
+	// orphaned (Wait), even if Run never has to wait for an item before.
+	c.watch.Present()
 	return c, nil
 }
 
@@ -347,53 +377,88 @@ func (c *Consumer) Run(ctx context.Context, h Handler) error {
 		case <-stopped:
 			return true
 		default:
-			return false
+		}
+		return false
+	}
+	// A sleep on an empty ring is armed, not watched: it waits with
+	// waitCtx itself, and a change of the producer's presence and every
+	// Recheck kick our own doorbell.
+	c.watch.Start(func() { _ = items.Kick() }, ringobj.Recheck)
+	defer c.watch.Stop()
+
+	process := func(it ring.Item, buf []byte) {
+		if buf != nil {
+			n := copy(buf, it.Data)
+			it.Data = buf[:n]
+		}
+		// The fast checksum decides only that an item is good; a mismatch
+		// is confirmed (and counted) by the ring's own check.
+		if payload.Checksum(it.Data) != it.CRC {
+			if err := c.rd.Verify(it); err != nil {
+				c.badItems.Add(1)
+				fail(fmt.Errorf("item %d of %s: %w", it.Seq, c.names.Ring, err))
+				return
+			}
+		}
+		if err := h(it.Seq, it.Data); err != nil {
+			fail(fmt.Errorf("handler for item %d: %w", it.Seq, err))
+			return
+		}
+		n := uint64(len(it.Data))
+		if err := c.rd.Release(it.Seq); err != nil {
+			fail(fmt.Errorf("release item %d: %w", it.Seq, err))
+			return
+		}
+		c.items.Add(1)
+		c.bytes.Add(n)
+		now := time.Now().UnixNano()
+		c.lastRelease.Store(now)
+		c.ring.AppWord(ringobj.AppLastRelease).Store(uint64(now))
+		if err := space.Ring(); err != nil {
+			fail(fmt.Errorf("wake producer: %w", err))
 		}
 	}
-
-	work := make(chan ring.Item, c.ring.Slots())
-	var wg sync.WaitGroup
-	for range c.opt.Workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var buf []byte
-			if c.opt.Copy {
-				buf = make([]byte, c.ring.SlotSize())
-			}
-			for it := range work {
-				if isStopped() {
-					continue // not released: a successor consumer gets it
-				}
-				if c.opt.Copy {
-					n := copy(buf, it.Data)
-					it.Data = buf[:n]
-				}
-				if err := c.rd.Verify(it); err != nil {
-					c.badItems.Add(1)
-					fail(fmt.Errorf("item %d of %s: %w", it.Seq, c.names.Ring, err))
-					continue
-				}
-				if err := h(it.Seq, it.Data); err != nil {
-					fail(fmt.Errorf("handler for item %d: %w", it.Seq, err))
-					continue
-				}
-				n := uint64(len(it.Data))
-				if err := c.rd.Release(it.Seq); err != nil {
-					fail(fmt.Errorf("release item %d: %w", it.Seq, err))
-					continue
-				}
-				c.items.Add(1)
-				c.bytes.Add(n)
-				now := time.Now().UnixNano()
-				c.lastRelease.Store(now)
-				c.ring.AppWord(ringobj.AppLastRelease).Store(uint64(now))
-				if err := space.Ring(); err != nil {
-					fail(fmt.Errorf("wake producer: %w", err))
-				}
-			}
-		}()
+	newBuf := func() []byte {
+		if c.opt.Copy {
+			return make([]byte, c.ring.SlotSize())
+		}
+		return nil
 	}
+
+	// Helpers take items the dispatcher hands them: only when more items
+	// wait behind the one it acquired, a helper is idle, and items take
+	// long enough to handle (the last one the dispatcher handled took
+	// handOffMin or more) that waking a helper pays. idle counts the
+	// helpers waiting for an item that none was handed yet.
+	helpers := c.opt.Workers - 1
+	var (
+		work chan ring.Item
+		idle atomic.Int32
+		wg   sync.WaitGroup
+	)
+	if helpers > 0 {
+		work = make(chan ring.Item, c.ring.Slots())
+		for range helpers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				buf := newBuf()
+				for {
+					idle.Add(1)
+					it, ok := <-work
+					if !ok {
+						return
+					}
+					if isStopped() {
+						continue // not released: a successor consumer gets it
+					}
+					process(it, buf)
+				}
+			}()
+		}
+	}
+	buf := newBuf()
+	slow := false // the last item handled here took handOffMin or more
 
 	ended := false
 	var runErr error
@@ -402,7 +467,14 @@ dispatch:
 		it, err := c.rd.Acquire()
 		switch {
 		case err == nil:
-			work <- it // never blocks: at most Slots items are acquired
+			if helpers > 0 && slow && idle.Load() > 0 && c.ring.Head() > it.Seq+1 {
+				idle.Add(-1)
+				work <- it // never blocks: at most Slots items are acquired
+			} else {
+				t0 := time.Now()
+				process(it, buf)
+				slow = time.Since(t0) >= handOffMin
+			}
 		case errors.Is(err, ring.ErrEmpty):
 			if err := c.waitItems(waitCtx, items); err != nil {
 				runErr = err
@@ -415,7 +487,9 @@ dispatch:
 			fail(fmt.Errorf("acquire from %s: %w", c.names.Ring, err))
 		}
 	}
-	close(work)
+	if work != nil {
+		close(work)
+	}
 	wg.Wait()
 	if failErr != nil {
 		return failErr
@@ -442,6 +516,12 @@ dispatch:
 	c.awaitCleanup()
 	return nil
 }
+
+// handOffMin is how long handling an item must take for the dispatcher to
+// hand the next ones to helpers: waking a parked goroutine's thread costs a
+// futex call and a context switch, some microseconds, more in a virtual
+// machine, and a helper competes for the CPUs with the producer.
+const handOffMin = 50 * time.Microsecond
 
 // cleanupWait bounds how long a consumer that drained the stream waits
 // for its producer to remove the ring before it leaves it to the producer.
@@ -476,6 +556,14 @@ func (c *Consumer) awaitCleanup() {
 // the producer is alive the wait has no bound; once it is gone, the
 // published items are still delivered, and then a new producer has
 // PeerTimeout to appear.
+//
+// It spins for Options.Spin first. While the producer was present at the
+// last judgement (and no stall timeout is set), it sleeps armed, with ctx
+// (Run's, which lives as long as the run): the monitor that Run started
+// kicks the doorbell if the producer goes, so the sleep costs a futex wait
+// and no watch, timer or goroutine of its own. Otherwise it judges the
+// producer's presence and sleeps under a watch with the deadline that
+// applies.
 func (c *Consumer) waitItems(ctx context.Context, items ringobj.Bell) error {
 	next := c.rd.Next()
 	ready := func() bool {
@@ -485,9 +573,32 @@ func (c *Consumer) waitItems(ctx context.Context, items ringobj.Bell) error {
 		_, ended := c.ring.End()
 		return ended
 	}
+	if ringobj.Spin(c.opt.Spin, ready) {
+		return nil
+	}
 	var goneSince time.Time
 	stallSince := time.Now()
 	for !ready() {
+		if c.fastWait {
+			f := c.watch.Arm(true)
+			err := items.SleepArmed(ctx, func() bool {
+				return ready() || c.watch.Fired() != f || ctx.Err() != nil
+			})
+			changed := c.watch.Fired() != f
+			c.watch.Disarm()
+			if err != nil {
+				return err
+			}
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if changed {
+				// Judge the change, but only if the items published
+				// before it are all delivered: look at the ring first.
+				c.fastWait = false
+			}
+			continue
+		}
 		present := c.watch.Present()
 		now := time.Now()
 		var limit time.Time
@@ -520,6 +631,9 @@ func (c *Consumer) waitItems(ctx context.Context, items ringobj.Bell) error {
 				if !now.Before(limit) {
 					return errProducerGone{what: fmt.Sprintf("published nothing for %v", c.opt.StallTimeout)}
 				}
+			} else {
+				c.fastWait = true
+				continue
 			}
 		}
 		wctx, stop := c.watch.Watch(ctx, present)

@@ -19,6 +19,20 @@
 //
 // A Producer is not safe for concurrent use: one goroutine reserves and
 // commits.
+//
+// # Fast path
+//
+// Reserve and Commit make no system call and no allocation while neither
+// side sleeps: Commit rings the consumer's doorbell only when the consumer
+// flagged itself asleep. A producer that finds the ring full spins for
+// Options.Spin, then sleeps on its semaphore armed rather than watched: a
+// monitor goroutine (started at the first such sleep, ended by Close)
+// looks at the consumer's role lock and pidfd and rings the producer's
+// own doorbell if the consumer goes (and once a second, in case a wake-up
+// was lost to a scribbled doorbell word), so a sleep costs a futex wait and
+// no watch, timer or goroutine of its own. Waits whose
+// outcome depends on a deadline (no consumer yet, a consumer that left, a
+// stall timeout) take the slower, watched path.
 package producer
 
 import (
@@ -94,6 +108,12 @@ type Options struct {
 	// long, while the producer waited on it, as lost (0: never). A stopped
 	// (SIGSTOP) or stuck consumer is otherwise alive and waited for.
 	StallTimeout time.Duration
+	// Spin is how long a producer that finds the ring full keeps looking
+	// at it, busy, before it sleeps on its semaphore. 0 (the default)
+	// sleeps at once: the blocking wait. A spin saves the wake-up when
+	// slots come free faster than a sleep and wake-up take, at the price
+	// of a busy CPU while it spins.
+	Spin time.Duration
 	// Logf receives notes worth telling a user (fallbacks taken under Auto,
 	// a resumed stream). Nil discards them.
 	Logf func(format string, args ...any)
@@ -151,6 +171,11 @@ type Producer struct {
 	firstRes    bool
 	removed     bool
 	closed      bool
+
+	fastWait  bool               // the consumer was present at the last judgement: sleep armed, without a watch
+	monitor   bool               // the peer monitor runs (Close stops it)
+	sleepCtx  context.Context    // for armed sleeps when Reserve's context cannot end; Close ends it
+	sleepStop context.CancelFunc // ends sleepCtx
 }
 
 // Open creates the ring name, or resumes it when it exists with owners
@@ -413,11 +438,52 @@ func (p *Producer) Reserve(ctx context.Context) (Slot, error) {
 		}
 		slots := uint64(p.ring.Slots())
 		free := func() bool { return p.ring.Head()-p.ring.Tail() < slots }
+		if ringobj.Spin(p.opt.Spin, free) {
+			continue
+		}
+		if p.fastWait {
+			if err := p.sleepArmed(ctx, free); err != nil {
+				return Slot{}, fmt.Errorf("reserve: %w", err)
+			}
+			continue
+		}
 		sleep := func(ctx context.Context) error { return p.space.Sleep(ctx, free) }
-		if err := p.waitConsumer(ctx, sleep, free); err != nil {
+		if err := p.waitConsumer(ctx, sleep, free, true); err != nil {
 			return Slot{}, fmt.Errorf("reserve: %w", err)
 		}
 	}
+}
+
+// sleepArmed sleeps on the producer's doorbell until free() holds, the
+// consumer's presence changes (the monitor saw it: fastWait ends, so the
+// next wait judges it) or ctx ends. It costs no watch, timer or goroutine
+// per sleep once the monitor runs.
+func (p *Producer) sleepArmed(ctx context.Context, free func() bool) error {
+	if !p.monitor {
+		p.monitor = true
+		p.watch.Start(func() { _ = p.space.Kick() }, ringobj.Recheck)
+	}
+	sctx := ctx
+	if ctx.Done() == nil {
+		// The semaphore bounds a sleep only under a context that can end
+		// (see ringobj.Bell.SleepArmed): use one of our own.
+		if p.sleepCtx == nil {
+			p.sleepCtx, p.sleepStop = context.WithCancel(context.Background())
+		}
+		sctx = p.sleepCtx
+	}
+	f := p.watch.Arm(true)
+	err := p.space.SleepArmed(sctx, func() bool {
+		return free() || p.watch.Fired() != f || ctx.Err() != nil
+	})
+	if p.watch.Fired() != f {
+		p.fastWait = false
+	}
+	p.watch.Disarm()
+	if err != nil {
+		return err
+	}
+	return ctx.Err()
 }
 
 // Commit publishes the reserved slot's first n bytes, with the CRC32C of
@@ -485,7 +551,7 @@ func (p *Producer) End(ctx context.Context) error {
 		}
 		return nil
 	}
-	if err := p.waitConsumer(ctx, sleep, p.ring.Drained); err != nil {
+	if err := p.waitConsumer(ctx, sleep, p.ring.Drained, false); err != nil {
 		return fmt.Errorf("wait for the consumer to drain %s: %w", p.names.Ring, err)
 	}
 	return nil
@@ -495,7 +561,10 @@ func (p *Producer) End(ctx context.Context) error {
 // presence in between: while it is alive the wait has no bound; before
 // any consumer came, the bound is Wait from Open; after it left,
 // PeerTimeout. sleep must return when ready() holds or its context ends.
-func (p *Producer) waitConsumer(ctx context.Context, sleep func(context.Context) error, ready func() bool) error {
+// With armable, a judgement that the consumer is present and no deadline
+// applies returns at once with fastWait set, so that the caller sleeps
+// armed (sleepArmed) instead of under a watch.
+func (p *Producer) waitConsumer(ctx context.Context, sleep func(context.Context) error, ready func() bool, armable bool) error {
 	var goneSince time.Time
 	progress, progressAt := p.ring.Tail(), time.Now()
 	for !ready() {
@@ -513,6 +582,11 @@ func (p *Producer) waitConsumer(ctx context.Context, sleep func(context.Context)
 				if !now.Before(limit) {
 					return fmt.Errorf("consumer of %s made no progress for %v: %s: %w",
 						p.names.Ring, p.opt.StallTimeout, p.lossReport(), ErrPeerLost)
+				}
+			} else {
+				p.fastWait = true // Reserve's next wait sleeps armed
+				if armable {
+					return nil
 				}
 			}
 		case !p.watch.Seen() && p.ring.ConsumerID().Gen == p.consumerGen:
@@ -583,6 +657,7 @@ func (p *Producer) Close() error {
 // remove deletes every object of the ring, segment first and lock file
 // last (the lock file is what gc judges ownership by), then lets go.
 func (p *Producer) remove() error {
+	p.stopWaking()
 	var errs []error
 	if p.seg != nil {
 		if err := p.seg.Remove(); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -600,6 +675,19 @@ func (p *Producer) remove() error {
 	}
 	p.removed = true
 	return errors.Join(errs...)
+}
+
+// stopWaking ends the monitor and the context hook of sleepArmed, before
+// the semaphores and the lock file they use are closed.
+func (p *Producer) stopWaking() {
+	if p.sleepStop != nil {
+		p.sleepStop()
+		p.sleepCtx, p.sleepStop = nil, nil
+	}
+	if p.monitor && p.watch != nil {
+		p.watch.Stop()
+		p.monitor = false
+	}
 }
 
 // abandon undoes a failed Open: it removes what Open created and nothing

@@ -78,7 +78,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "gc":
 		err = cmdGC(rest, stdout, stderr)
 	case "bench":
-		err = errors.New("bench: not built yet (the benchmark matrix is its own step; see README)")
+		err = cmdBench(rest, stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return exitOK

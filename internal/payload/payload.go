@@ -1,19 +1,6 @@
-// Package payload generates and checks the demo and benchmark workload of
-// DESIGN.md ("Payload of -count / -bytes"): item seq is a stream of
-// little-endian 64-bit words; word j is output number (j mod 1024)+1 of
-// xorshift64 (shifts 13, 7, 17) seeded with splitmix64((seq<<32) xor (j div
-// 1024)), a seed of 0 replaced by 0x9E3779B97F4A7C15. The stream restarts
-// every 8 KiB (a chunk), so three chunks can be generated at once. An item
-// whose length is not a multiple of 8 is the prefix of that byte stream.
-//
-// The C++ baseline in shared/seedref uses the same definition, so both
-// implementations do identical work.
-//
-// All functions are safe for concurrent use; none allocates.
 package payload
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/crc32"
@@ -66,88 +53,49 @@ func Word(seq, j uint64) uint64 {
 	return s
 }
 
-// fillChunk writes the first len(dst) bytes (at most ChunkBytes) of chunk c
-// of item seq.
-func fillChunk(dst []byte, seq, c uint64) {
-	s := ChunkSeed(seq, c)
-	n := len(dst) &^ 7
-	for i := 0; i < n; i += 8 {
-		s = xorshift64(s)
-		binary.LittleEndian.PutUint64(dst[i:i+8], s)
-	}
-	if n < len(dst) {
-		var w [8]byte
-		s = xorshift64(s)
-		binary.LittleEndian.PutUint64(w[:], s)
-		copy(dst[n:], w[:])
-	}
-}
-
-// fill3 writes three whole consecutive chunks c, c+1, c+2 into dst
-// (len(dst) == 3*ChunkBytes), interleaving the three independent streams so
-// the CPU overlaps their dependency chains.
-func fill3(dst []byte, seq, c uint64) {
-	d0 := dst[0:ChunkBytes:ChunkBytes]
-	d1 := dst[ChunkBytes : 2*ChunkBytes : 2*ChunkBytes]
-	d2 := dst[2*ChunkBytes : 3*ChunkBytes : 3*ChunkBytes]
-	s0, s1, s2 := ChunkSeed(seq, c), ChunkSeed(seq, c+1), ChunkSeed(seq, c+2)
-	for i := 0; i < ChunkBytes; i += 8 {
-		s0 ^= s0 << 13
-		s1 ^= s1 << 13
-		s2 ^= s2 << 13
-		s0 ^= s0 >> 7
-		s1 ^= s1 >> 7
-		s2 ^= s2 >> 7
-		s0 ^= s0 << 17
-		s1 ^= s1 << 17
-		s2 ^= s2 << 17
-		binary.LittleEndian.PutUint64(d0[i:i+8], s0)
-		binary.LittleEndian.PutUint64(d1[i:i+8], s1)
-		binary.LittleEndian.PutUint64(d2[i:i+8], s2)
-	}
-}
+// Kernel names the implementation Fill and Checksum use on this machine:
+// "avx512" or "avx2" for the fused assembly kernels, "go" for the
+// portable code.
+func Kernel() string { return kernelName() }
 
 // Fill writes item seq's pattern into all of dst and returns the CRC32C of
-// what it wrote. Each group of chunks is generated into a private buffer
-// on the stack, checksummed there while it is in the L1 cache, and then
-// copied to dst: the CRC is of the generated data, never of dst read back
+// what it wrote. The CRC is computed from the generated data (in registers,
+// or in a private buffer on the portable path), never from dst read back
 // (DESIGN.md contract 6), so a process scribbling on a shared dst between
-// the write and the commit is caught by the consumer.
+// the write and the commit is caught by the consumer. dst may be any length.
 func Fill(dst []byte, seq uint64) uint32 {
+	if haveKernel {
+		return fillKernel(nil, dst, seq)
+	}
 	g := pool.Get().(*Generator)
 	defer pool.Put(g)
-	return g.Fill(dst, seq)
+	return g.fillGo(dst, seq)
 }
 
-// Generator holds the private buffer Fill generates into. Its zero value
-// is ready to use; it is not safe for concurrent use.
+// Generator holds the private buffer the portable Fill generates into. Its
+// zero value is ready to use; it is not safe for concurrent use. Keeping
+// one per goroutine saves the package's Fill a sync.Pool round trip.
 type Generator struct {
 	buf [3 * ChunkBytes]byte
 }
 
 var pool = sync.Pool{New: func() any { return new(Generator) }}
 
-// Fill is the package's Fill using g's buffer.
+// Fill is the package's Fill, using g's buffer when it needs one.
 func (g *Generator) Fill(dst []byte, seq uint64) uint32 {
-	buf := g.buf[:]
-	crc := uint32(0)
-	c := uint64(0)
-	for len(dst) >= 3*ChunkBytes {
-		fill3(buf, seq, c)
-		crc = crc32.Update(crc, castagnoli, buf)
-		copy(dst, buf)
-		dst = dst[3*ChunkBytes:]
-		c += 3
+	if haveKernel {
+		return fillKernel(g, dst, seq)
 	}
-	for len(dst) > 0 {
-		n := min(len(dst), ChunkBytes)
-		fillChunk(buf[:n], seq, c)
-		crc = crc32.Update(crc, castagnoli, buf[:n])
-		copy(dst, buf[:n])
-		dst = dst[n:]
-		c++
+	return g.fillGo(dst, seq)
+}
+
+// Checksum returns the CRC32C of b, as hash/crc32 with the Castagnoli table
+// computes it; with the assembly kernel for buffers from 256 bytes.
+func Checksum(b []byte) uint32 {
+	if haveKernel && len(b) >= kernelMinChecksum {
+		return checksumKernel(b)
 	}
-	return crc
+	return crc32.Checksum(b, castagnoli)
 }
 
 // ErrMismatch is returned (wrapped) by Check when data is not item seq's
@@ -179,21 +127,5 @@ func Check(data []byte, seq uint64) error {
 func CRC(seq uint64, n int) uint32 {
 	g := pool.Get().(*Generator)
 	defer pool.Put(g)
-	buf := g.buf[:]
-	crc := uint32(0)
-	c := uint64(0)
-	for n >= 3*ChunkBytes {
-		fill3(buf, seq, c)
-		crc = crc32.Update(crc, castagnoli, buf)
-		n -= 3 * ChunkBytes
-		c += 3
-	}
-	for n > 0 {
-		k := min(n, ChunkBytes)
-		fillChunk(buf[:k], seq, c)
-		crc = crc32.Update(crc, castagnoli, buf[:k])
-		n -= k
-		c++
-	}
-	return crc
+	return g.crcGo(seq, n)
 }

@@ -135,8 +135,11 @@ func seedrefInclude() string {
 }
 
 func TestFillAllocatesNothing(t *testing.T) {
-	buf := make([]byte, 1<<20)
+	buf := make([]byte, 1<<20+77)
+	var g Generator
 	require.Zero(t, testing.AllocsPerRun(5, func() { Fill(buf, 3) }))
+	require.Zero(t, testing.AllocsPerRun(5, func() { g.Fill(buf, 3) }))
+	require.Zero(t, testing.AllocsPerRun(5, func() { Checksum(buf) }))
 	require.Zero(t, testing.AllocsPerRun(5, func() { _ = Check(buf, 3) }))
 	require.Zero(t, testing.AllocsPerRun(5, func() { CRC(3, len(buf)) }))
 }
@@ -167,4 +170,74 @@ func BenchmarkCRC8MiB(b *testing.B) {
 	for b.Loop() {
 		crc32.Update(0, Table(), buf)
 	}
+}
+
+// benchRing fills eight 8 MiB buffers in turn, like a ring of 8 slots: the
+// data does not stay in the cache.
+func benchRing(b *testing.B, fill func(dst []byte, seq uint64) uint32) {
+	bufs := make([][]byte, 8)
+	for i := range bufs {
+		bufs[i] = make([]byte, 8<<20)
+	}
+	b.SetBytes(8 << 20)
+	for i := 0; b.Loop(); i++ {
+		fill(bufs[i%8], uint64(i))
+	}
+}
+
+func BenchmarkFillRing(b *testing.B) { benchRing(b, Fill) }
+
+func BenchmarkFillRingGo(b *testing.B) {
+	var g Generator
+	benchRing(b, g.fillGo)
+}
+
+func BenchmarkFill64KiB(b *testing.B) {
+	buf := make([]byte, 64<<10)
+	b.SetBytes(int64(len(buf)))
+	for i := 0; b.Loop(); i++ {
+		Fill(buf, uint64(i))
+	}
+}
+
+func BenchmarkChecksum8MiB(b *testing.B) {
+	buf := make([]byte, 8<<20)
+	Fill(buf, 1)
+	b.SetBytes(int64(len(buf)))
+	for b.Loop() {
+		Checksum(buf)
+	}
+}
+
+func TestChecksumMatchesCRC32(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		n := rapid.IntRange(0, 70000).Draw(t, "len")
+		off := rapid.IntRange(0, 63).Draw(t, "offset")
+		seed := rapid.Uint64().Draw(t, "seed")
+		buf := make([]byte, off+n)
+		fillFrom(buf, seed|1)
+		b := buf[off:]
+		if got, want := Checksum(b), crc32.Checksum(b, Table()); got != want {
+			t.Fatalf("Checksum of %d bytes at offset %d = %#x, hash/crc32 says %#x", n, off, got, want)
+		}
+	})
+}
+
+func TestChecksumCatchesEveryFlip(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		n := rapid.IntRange(1, 5000).Draw(t, "len")
+		buf := make([]byte, n)
+		want := Fill(buf, rapid.Uint64().Draw(t, "seq"))
+		require.Equal(t, want, Checksum(buf))
+		i := rapid.IntRange(0, n-1).Draw(t, "byte")
+		buf[i] ^= 1 << rapid.IntRange(0, 7).Draw(t, "bit")
+		if Checksum(buf) == want {
+			t.Fatalf("flip of byte %d not caught", i)
+		}
+	})
+}
+
+func TestKernelName(t *testing.T) {
+	require.Contains(t, []string{"avx512", "avx2", "go"}, Kernel())
+	require.Equal(t, haveKernel, Kernel() != "go")
 }

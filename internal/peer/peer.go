@@ -11,6 +11,16 @@
 // every SlowInterval, as a safety net. Without a pidfd (another pid
 // namespace, an identity not yet written) it looks at the lock every
 // Interval. Nothing runs while no side sleeps.
+//
+// A watch costs a goroutine, a ticker, a pidfd and a look at /proc each
+// time: too much for a side that sleeps once per item. The monitor (Start)
+// is the cheap alternative for that hot path: one goroutine per watcher
+// for its whole life, with a pidfd it opens once per peer identity, which
+// looks at the lock when the peer's process exits and every Interval, but
+// only while a sleeper is armed (Arm), and then calls the wake function
+// the sleeper gave (posting its own semaphore) when the presence differs
+// from what the sleeper expects, or when one sleep lasts long. Arming and
+// disarming are two atomic stores.
 package peer
 
 import (
@@ -18,6 +28,7 @@ import (
 	"errors"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -42,7 +53,21 @@ type Watcher struct {
 
 	mu   sync.Mutex
 	seen bool // the peer was present at some look
+
+	expect atomic.Uint32 // what an armed sleeper expects: armNone, armPresent or armAbsent
+	arms   atomic.Uint64 // Arm calls, so the monitor tells a long sleep from a new one
+	fired  atomic.Uint64 // how often the monitor found the presence differing from expect
+
+	monMu   sync.Mutex // guards the monitor's start and stop
+	monDone chan struct{}
+	monWG   sync.WaitGroup
 }
+
+const (
+	armNone uint32 = iota
+	armPresent
+	armAbsent
+)
 
 // New returns a watcher of role on lock. id, if not nil, returns the
 // peer's identity from the ring header, for pidfd waits.
@@ -130,6 +155,116 @@ func (w *Watcher) Watch(parent context.Context, want bool) (ctx context.Context,
 			pf.close()
 		}
 		cancel(nil)
+	}
+}
+
+// Start starts the watcher's monitor, if it is not running: a goroutine
+// that, while a sleeper is armed, looks at the peer's lock when the peer's
+// process exits (through a pidfd, opened once per identity that id
+// returns) and every Interval, and calls wake when the presence differs
+// from what the sleeper expects. It also calls wake every `every` (if
+// positive) while one sleep stays armed, so that a sleeper whose other
+// wake-ups were lost (a doorbell word overwritten in shared memory) looks
+// again. wake must be cheap and must not block (it posts a semaphore).
+// Stop ends the monitor; it must be called before the lock file is closed.
+func (w *Watcher) Start(wake func(), every time.Duration) {
+	w.monMu.Lock()
+	defer w.monMu.Unlock()
+	if w.monDone != nil {
+		return
+	}
+	w.monDone = make(chan struct{})
+	w.monWG.Add(1)
+	go w.monitor(wake, every, w.monDone)
+}
+
+// Stop ends the monitor started by Start and waits for it. It is
+// idempotent and safe without Start.
+func (w *Watcher) Stop() {
+	w.monMu.Lock()
+	defer w.monMu.Unlock()
+	if w.monDone == nil {
+		return
+	}
+	close(w.monDone)
+	w.monWG.Wait()
+	w.monDone = nil
+}
+
+// Arm tells the monitor that a sleeper expects the peer to be present
+// (want) or absent, and returns the current Fired count: the sleeper's
+// wait is over when Fired differs from it. A monitor must be running
+// (Start). One sleeper at a time; Disarm when the sleep ends.
+func (w *Watcher) Arm(want bool) uint64 {
+	e := armAbsent
+	if want {
+		e = armPresent
+	}
+	w.arms.Add(1)
+	w.expect.Store(e)
+	return w.fired.Load()
+}
+
+// Disarm ends what Arm began.
+func (w *Watcher) Disarm() { w.expect.Store(armNone) }
+
+// Fired counts the times the monitor found the peer's presence differing
+// from what an armed sleeper expected (and called wake).
+func (w *Watcher) Fired() uint64 { return w.fired.Load() }
+
+func (w *Watcher) monitor(wake func(), every time.Duration, done <-chan struct{}) {
+	defer w.monWG.Done()
+	t := time.NewTicker(Interval)
+	defer t.Stop()
+	var pf *pidFile
+	var pfID proc.ID
+	var sleep uint64         // the Arm count of the sleep being timed
+	var sleepSince time.Time // since when it sleeps, or was last woken for its length
+	defer func() {
+		if pf != nil {
+			pf.close()
+		}
+	}()
+	for {
+		// A new identity (a new peer, or the first look) gets a pidfd.
+		if w.id != nil {
+			if id := w.id(); id != pfID {
+				if pf != nil {
+					pf.close()
+				}
+				pf, pfID = openPidFile(id), id
+			}
+		}
+		var exited <-chan struct{}
+		if pf != nil {
+			exited = pf.exited
+		}
+		select {
+		case <-done:
+			return
+		case <-exited:
+			pf.close() // the process is gone: its locks were dropped first
+			pf = nil
+		case <-t.C:
+		}
+		e := w.expect.Load()
+		if e == armNone {
+			continue
+		}
+		if w.Present() != (e == armPresent) {
+			w.fired.Add(1)
+			wake()
+			continue
+		}
+		if every > 0 {
+			now := time.Now()
+			if a := w.arms.Load(); a != sleep {
+				sleep, sleepSince = a, now
+			} else if now.Sub(sleepSince) >= every {
+				sleepSince = now
+				wake()
+			}
+		}
 	}
 }
 

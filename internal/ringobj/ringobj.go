@@ -179,16 +179,23 @@ func (b Bell) Ring() error {
 	return nil
 }
 
-// recheck bounds one sleep of Sleep: a wake-up lost to someone writing the
-// doorbell word behind our back is then a delay, not a hang.
-const recheck = time.Second
+// Kick posts the semaphore whatever the flag says: for wake-ups that must
+// not depend on a word in shared memory (the peer monitor's, and the
+// periodic look of SleepArmed). Each costs at most one spare post, which
+// the sleeper's next wait takes (a spurious wake-up).
+func (b Bell) Kick() error { return b.Sem.Post() }
+
+// Recheck bounds one sleep of Sleep: a wake-up lost to someone writing the
+// doorbell word behind our back is then a delay, not a hang. A sleeper in
+// SleepArmed must be kicked at least this often for the same reason.
+const Recheck = time.Second
 
 // Sleep returns when ready() is true, or with ctx's error when ctx ends
 // first. ready is called again after the flag is raised, so a ring that
 // happens between the caller's last look and the sleep is never lost
 // (Go's atomics are sequentially consistent: the ringer's publication and
 // its load of the flag, and our store of the flag and our look, cannot
-// both miss each other). It looks again at least every second even when
+// both miss each other). It looks again at least every Recheck even when
 // nobody rings, so a flag overwritten by a hostile writer delays a
 // wake-up by at most that.
 func (b Bell) Sleep(ctx context.Context, ready func() bool) error {
@@ -198,7 +205,7 @@ func (b Bell) Sleep(ctx context.Context, ready func() bool) error {
 			b.Waiting.Store(0)
 			return nil
 		}
-		sctx, cancel := context.WithTimeout(ctx, recheck)
+		sctx, cancel := context.WithTimeout(ctx, Recheck)
 		err := b.Sem.Wait(sctx)
 		cancel()
 		b.Waiting.Store(0)
@@ -210,4 +217,58 @@ func (b Bell) Sleep(ctx context.Context, ready func() bool) error {
 		}
 	}
 	return nil
+}
+
+// SleepArmed is Sleep for the hot path: it waits on the semaphore with ctx
+// itself, with no timer, watch or goroutine of its own per sleep. ctx must
+// live as long as the sleeping side (one per consumer run, say), not be made
+// per sleep; it must be able to end, because package sem bounds each futex
+// sleep only for such contexts (a futex whose file was truncated behind our
+// back cannot be woken, and only that bound ends such a wait). The caller
+// arranges the other wake-ups: Kick when the peer's presence changes and at
+// least every Recheck (the peer monitor, peer.Watcher.Start, does both), and
+// puts those conditions into ready. It returns ctx's error when ctx ends.
+func (b Bell) SleepArmed(ctx context.Context, ready func() bool) error {
+	for !ready() {
+		b.Waiting.Store(1)
+		if ready() {
+			b.Waiting.Store(0)
+			return nil
+		}
+		err := b.Sem.Wait(ctx)
+		b.Waiting.Store(0)
+		if cerr := ctx.Err(); cerr != nil {
+			return cerr
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// spinCheck is how many looks Spin takes between reads of the clock.
+const spinCheck = 64
+
+// Spin looks at ready() for up to d (busy, without sleeping or yielding
+// the thread) and reports whether it became true: the spin half of a
+// spin-then-block wait. d <= 0 takes one look. It does not allocate.
+func Spin(d time.Duration, ready func() bool) bool {
+	if ready() {
+		return true
+	}
+	if d <= 0 {
+		return false
+	}
+	deadline := time.Now().Add(d)
+	for {
+		for range spinCheck {
+			if ready() {
+				return true
+			}
+		}
+		if !time.Now().Before(deadline) {
+			return ready()
+		}
+	}
 }

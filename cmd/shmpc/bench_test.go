@@ -1,0 +1,150 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestSummarize(t *testing.T) {
+	s := summarize([]float64{5, 1, 3})
+	require.Equal(t, stat{Median: 3, Min: 1, Max: 5, Samples: []float64{5, 1, 3}}, s)
+	require.Equal(t, 2.5, summarize([]float64{4, 1, 2, 3}).Median)
+	require.True(t, math.IsNaN(summarize(nil).Median))
+	require.Equal(t, 2.0, ratio(4, 2))
+	require.Zero(t, ratio(4, 0))
+	require.Zero(t, ratio(math.NaN(), 2))
+}
+
+func TestPercentiles(t *testing.T) {
+	xs := make([]float64, 0, 1000)
+	for i := 1000; i >= 1; i-- {
+		xs = append(xs, float64(i))
+	}
+	p50, p99, pmax := percentiles(xs)
+	require.Equal(t, 501.0, p50) // nearest rank of 0.5 * 999 = 499.5 -> index 500
+	require.Equal(t, 990.0, p99)
+	require.Equal(t, 1000.0, pmax)
+	p50, p99, pmax = percentiles(nil)
+	require.Zero(t, p50+p99+pmax)
+}
+
+func TestBenchUsage(t *testing.T) {
+	for _, args := range [][]string{
+		{"bench", "-reps", "0"},
+		{"bench", "-sections", "limits,nonsense"},
+		{"bench", "-spin", "0s"},
+		{"bench", "peer"},
+		{"bench", "peer", "nonsense", "-count", "1"},
+		{"bench", "peer", "ring-send", "-count", "0"},
+	} {
+		r := shmpc(t, 30*time.Second, nil, args...)
+		oneLine(t, r, exitUsage)
+	}
+}
+
+// TestBenchQuick runs the whole matrix in its smallest form and checks
+// that every figure is there and consistent: positive medians, ratios that
+// are the quotients of the medians, the memory of each side after 64 MiB
+// and after 1 GiB within a small constant of each other (the ring's size
+// does not grow with what is transferred), heap allocations per item
+// bounded (only sleeps allocate), and nothing of the bench's own rings
+// left in /dev/shm.
+func TestBenchQuick(t *testing.T) {
+	sections := "limits,transport,small,memory,scaling"
+	if raceEnabled || testing.Short() {
+		sections = "limits,transport,memory"
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	c := cmd(ctx, "bench", "-quick", "-reps", "1", "-json", "-hugepages", "off", "-sections", sections)
+	var out, errb strings.Builder
+	c.Stdout, c.Stderr = &out, &errb
+	err := c.Run()
+	require.NoError(t, ctx.Err(), "shmpc bench -quick did not finish within 3 minutes; stderr:\n%s", errb.String())
+	require.NoError(t, err, "stderr:\n%s", errb.String())
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	var rep benchReport
+	require.NoError(t, json.Unmarshal([]byte(lines[len(lines)-1]), &rep), "the last line of stdout is the JSON report")
+
+	require.NotEmpty(t, rep.Machine.CPU)
+	require.Equal(t, 1, rep.Machine.Reps)
+	positive := func(what string, s stat) {
+		t.Helper()
+		require.Greater(t, s.Median, 0.0, what)
+		require.Len(t, s.Samples, 1, what)
+	}
+	require.Len(t, rep.Limits, 4)
+	for _, l := range rep.Limits {
+		positive(l.What, l.GiBPerS)
+	}
+	require.Len(t, rep.Transport, 2)
+	for _, tr := range rep.Transport {
+		what := fmt.Sprintf("transport %dx%d", tr.Slots, tr.SlotSize)
+		positive(what+" shmpc", tr.Shmpc)
+		positive(what+" socket", tr.UnixSocket)
+		positive(what+" pipe", tr.Pipe)
+		require.InDelta(t, tr.Shmpc.Median/tr.UnixSocket.Median, tr.VsSocket, 1e-9, what)
+		require.InDelta(t, tr.Shmpc.Median/tr.Pipe.Median, tr.VsPipe, 1e-9, what)
+		require.Equal(t, "normal", tr.Pages, "-hugepages off")
+	}
+	if strings.Contains(sections, "small") {
+		require.Len(t, rep.Rate, 3)
+		for _, r := range rep.Rate {
+			for _, s := range []stat{r.ShmpcBlock, r.ShmpcSpin, r.UnixSocket, r.Pipe} {
+				positive(fmt.Sprintf("rate %d B", r.Item), s)
+			}
+			require.InDelta(t, r.ShmpcBlock.Median/r.UnixSocket.Median, r.BlockVsSocket, 1e-9)
+		}
+		require.Len(t, rep.Latency, 2)
+		for _, l := range rep.Latency {
+			for _, s := range []latStat{l.ShmpcBlock, l.ShmpcSpin, l.UnixSocket, l.Pipe} {
+				positive(fmt.Sprintf("latency %d B p50", l.Item), s.P50)
+				require.GreaterOrEqual(t, s.P99.Median, s.P50.Median)
+				require.GreaterOrEqual(t, s.Max.Median, s.P99.Median)
+			}
+		}
+	}
+	if strings.Contains(sections, "scaling") {
+		require.Len(t, rep.Scaling, 4+6+4) // slot sizes up to 8 MiB under -quick, slot counts, workers
+		for _, s := range rep.Scaling {
+			positive(fmt.Sprintf("scaling %s %dx%d/%d", s.Vary, s.Slots, s.SlotSize, s.Workers), s.GiBPerS)
+		}
+	}
+
+	require.Len(t, rep.Memory, 2)
+	small, big := rep.Memory[0], rep.Memory[1]
+	require.Equal(t, uint64(64<<20), small.Bytes)
+	require.Equal(t, uint64(1<<30), big.Bytes)
+	for _, side := range []struct {
+		name       string
+		small, big peerResult
+	}{{"producer", small.Producer, big.Producer}, {"consumer", small.Consumer, big.Consumer}} {
+		require.Positive(t, side.big.PeakRSS, side.name)
+		// The ring (64 MiB of normal pages, pre-touched) is in RssShmem;
+		// everything else is a small constant, the same after 16 times
+		// more data.
+		require.InDelta(t, side.small.PeakRSS, side.big.PeakRSS, 16<<10, "%s peak RSS (KiB) after 64 MiB and after 1 GiB", side.name)
+		require.Less(t, side.big.PeakRSS, big.RingKiB+64<<10, "%s peak RSS (KiB): ring plus a small constant", side.name)
+		if !raceEnabled {
+			// Only sleeps allocate (package sem, about three objects per
+			// sleep), and a side sleeps at most about once per item.
+			require.Less(t, side.big.AllocsPerItem, 8.0, "%s heap allocations per item in the steady state", side.name)
+		}
+	}
+
+	// The bench's own rings (bench-PID-...) are gone.
+	ents, err := os.ReadDir("/dev/shm")
+	require.NoError(t, err)
+	prefix := fmt.Sprintf("bench-%d-", c.Process.Pid)
+	for _, e := range ents {
+		require.NotContains(t, e.Name(), prefix, "left behind by shmpc bench")
+	}
+}
