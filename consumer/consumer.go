@@ -132,14 +132,19 @@ type Consumer struct {
 
 	items, bytes, badItems atomic.Uint64
 	lastRelease            atomic.Int64
+	firstReserve           atomic.Int64 // the producer's first Reserve (AppFirstReserve), read at the first release
 
 	items0      uint64    // the ring's released-items counter at attach
 	opened      time.Time // when Open began, for the first-producer wait
 	producerGen uint64    // the producer claim generation at attach: a change means a producer came
 	fastWait    bool      // the producer was present at the last judgement: sleep armed, without a watch
-	ran         bool
 	drained     bool
-	closed      bool
+
+	mu      sync.Mutex              // guards the fields below, for a Close from another goroutine
+	ran     bool                    // Run was called
+	closed  bool                    // Close was called
+	stopRun context.CancelCauseFunc // ends a Run in progress (cause ErrClosed)
+	runDone chan struct{}           // closed when that Run returned
 }
 
 // Open attaches to ring name and takes the consumer role. If the ring does
@@ -315,10 +320,12 @@ func (c *Consumer) holder() string {
 	return fmt.Sprintf(" (pid %d)", r.ConsumerID().PID)
 }
 
-// Ring returns the ring the consumer reads (for stats and inspection).
+// Ring returns the ring the consumer reads (for stats and inspection),
+// valid until Close.
 func (c *Consumer) Ring() *ring.Ring { return c.ring }
 
 // Pages returns "huge" or "normal": how the producer backed the segment.
+// Call it before Close.
 func (c *Consumer) Pages() string {
 	if c.ring.Flags()&ring.FlagHuge != 0 {
 		return "huge"
@@ -326,15 +333,13 @@ func (c *Consumer) Pages() string {
 	return "normal"
 }
 
-// Stats returns what this consumer delivered so far.
+// Stats returns what this consumer delivered so far. It may be called at
+// any time, also during Run and after Close.
 func (c *Consumer) Stats() Stats {
 	s := Stats{Items: c.items.Load(), Bytes: c.bytes.Load(), IntegrityErrors: c.badItems.Load()}
-	if c.ring != nil {
-		first := int64(c.ring.AppWord(ringobj.AppFirstReserve).Load())
-		last := c.lastRelease.Load()
-		if first > 0 && last > first {
-			s.Seconds = float64(last-first) / 1e9
-		}
+	first, last := c.firstReserve.Load(), c.lastRelease.Load()
+	if first > 0 && last > first {
+		s.Seconds = float64(last-first) / 1e9
 	}
 	return s
 }
@@ -344,15 +349,29 @@ func (c *Consumer) Stats() Stats {
 // bad item, which is not delivered), the producer is lost (ErrPeerLost),
 // or ctx ends. When ctx ends, Run stops acquiring, lets the workers finish
 // and release the items in flight, and returns nil: a graceful stop. Run
-// may be called once.
-func (c *Consumer) Run(ctx context.Context, h Handler) error {
+// may be called once. A Close from another goroutine stops Run the same
+// way and waits for it; Run then returns ErrClosed.
+func (c *Consumer) Run(ctx context.Context, h Handler) (err error) {
+	c.mu.Lock()
 	if c.closed {
+		c.mu.Unlock()
 		return fmt.Errorf("run: %w", ErrClosed)
 	}
 	if c.ran {
+		c.mu.Unlock()
 		return errors.New("run: consumer already ran")
 	}
 	c.ran = true
+	ctx, stopRun := context.WithCancelCause(ctx)
+	c.stopRun, c.runDone = stopRun, make(chan struct{})
+	c.mu.Unlock()
+	defer func() {
+		if err == nil && context.Cause(ctx) == ErrClosed {
+			err = fmt.Errorf("run: %w", ErrClosed)
+		}
+		stopRun(nil)
+		close(c.runDone)
+	}()
 	space := ringobj.Bell{Waiting: c.ring.ProducerWaiting(), Sem: c.sems.Empty}
 	items := ringobj.Bell{Waiting: c.ring.ConsumerWaiting(), Sem: c.sems.Filled}
 
@@ -411,6 +430,11 @@ func (c *Consumer) Run(ctx context.Context, h Handler) error {
 		}
 		c.items.Add(1)
 		c.bytes.Add(n)
+		if c.firstReserve.Load() == 0 {
+			// Written before the first item was published, so set by now;
+			// kept here so that Stats never reads a ring Close detached.
+			c.firstReserve.Store(int64(c.ring.AppWord(ringobj.AppFirstReserve).Load()))
+		}
 		now := time.Now().UnixNano()
 		c.lastRelease.Store(now)
 		c.ring.AppWord(ringobj.AppLastRelease).Store(uint64(now))
@@ -701,13 +725,23 @@ func (c *Consumer) removeIfProducerGone() {
 }
 
 // Close gives up the consumer role and detaches. It does not remove the
-// ring (its producer owns it) unless Run found the producer gone. Close is
-// idempotent.
+// ring (its producer owns it) unless Run found the producer gone. A Run in
+// progress in another goroutine is stopped as if its context ended (the
+// items in flight are handled and released) and Close waits for it to
+// return. Close is idempotent.
 func (c *Consumer) Close() error {
+	c.mu.Lock()
 	if c.closed {
+		c.mu.Unlock()
 		return nil
 	}
 	c.closed = true
+	stop, done := c.stopRun, c.runDone
+	c.mu.Unlock()
+	if stop != nil {
+		stop(ErrClosed)
+		<-done
+	}
 	return c.release()
 }
 

@@ -115,3 +115,70 @@ func TestRunGracefulStop(t *testing.T) {
 	require.Equal(t, st.Items, c.Ring().Tail(), "every handled item was released")
 	require.NoError(t, c.Close())
 }
+
+// TestCloseStopsRun: Close from another goroutine stops a Run that sleeps
+// on an empty ring or is inside the handler: the item in the handler is
+// finished and released, Run returns ErrClosed, and Close returns only
+// after Run did (never detaching under it).
+func TestCloseStopsRun(t *testing.T) {
+	for _, inHandler := range []bool{false, true} {
+		t.Run(fmt.Sprintf("inHandler=%v", inHandler), func(t *testing.T) {
+			ctx := context.Background()
+			name := uniqueName(t)
+			p, err := producer.Open(ctx, name, producer.Options{Slots: 4, SlotSize: 4096, HugePages: shm.Off, PeerTimeout: time.Minute})
+			require.NoError(t, err)
+			defer p.Close()
+			c, err := consumer.Open(ctx, name, consumer.Options{Workers: 2})
+			require.NoError(t, err)
+			entered := make(chan struct{}, 1)
+			release := make(chan struct{})
+			runRes := make(chan error, 1)
+			go func() {
+				runRes <- c.Run(ctx, func(seq uint64, data []byte) error {
+					entered <- struct{}{}
+					<-release
+					return nil
+				})
+			}()
+			if inHandler {
+				require.NoError(t, p.Send(ctx, []byte("x")))
+				select {
+				case <-entered:
+				case <-time.After(5 * time.Second):
+					t.Fatal("the handler was not called")
+				}
+			} else {
+				time.Sleep(100 * time.Millisecond) // Run sleeps on the empty ring
+			}
+			closed := make(chan error, 1)
+			go func() { closed <- c.Close() }()
+			if inHandler {
+				select {
+				case err := <-closed:
+					t.Fatalf("Close returned while the handler ran: %v", err)
+				case <-time.After(100 * time.Millisecond):
+				}
+			}
+			close(release)
+			select {
+			case err := <-closed:
+				require.NoError(t, err)
+			case <-time.After(5 * time.Second):
+				t.Fatal("Close did not return")
+			}
+			select {
+			case err := <-runRes:
+				require.ErrorIs(t, err, consumer.ErrClosed)
+			default:
+				t.Fatal("Close returned before Run")
+			}
+			want := uint64(0)
+			if inHandler {
+				want = 1
+			}
+			require.Equal(t, want, c.Stats().Items, "the item in the handler was released")
+			require.Equal(t, want, p.Ring().Tail())
+			require.ErrorIs(t, c.Run(ctx, func(uint64, []byte) error { return nil }), consumer.ErrClosed)
+		})
+	}
+}

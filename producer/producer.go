@@ -18,7 +18,10 @@
 // drop repeats.
 //
 // A Producer is not safe for concurrent use: one goroutine reserves and
-// commits.
+// commits. The exception is Close, which may be called from another
+// goroutine to abort a Reserve or End that waits: the waiting call returns
+// ErrClosed, and Close removes the ring once it has. A Slot reserved before
+// Close must not be written after Close.
 //
 // # Fast path
 //
@@ -41,8 +44,11 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/shmpc/shmpc/internal/internalhook"
 	"github.com/shmpc/shmpc/internal/lockfile"
 	"github.com/shmpc/shmpc/internal/peer"
 	"github.com/shmpc/shmpc/internal/proc"
@@ -169,14 +175,44 @@ type Producer struct {
 	givenSlots  int       // geometry as given (0: left out), checked against a resumed ring
 	givenSize   int
 	firstRes    bool
-	removed     bool
-	closed      bool
+	removed     bool // End or Close removed the ring
 
-	fastWait  bool               // the consumer was present at the last judgement: sleep armed, without a watch
-	monitor   bool               // the peer monitor runs (Close stops it)
-	sleepCtx  context.Context    // for armed sleeps when Reserve's context cannot end; Close ends it
-	sleepStop context.CancelFunc // ends sleepCtx
+	fastWait bool // the consumer was present at the last judgement: sleep armed, without a watch
+	monitor  bool // the peer monitor runs (Close stops it)
+
+	// use counts the calls in progress, plus closedBit once Close began;
+	// the call that brings it back to closedBit closes idle. Close waits
+	// for that before it removes what the calls use.
+	use      atomic.Int64
+	idle     chan struct{}
+	idleOnce sync.Once
+	// closeCtx ends when Close begins: armed sleeps under a context that
+	// cannot end use it (package sem bounds a sleep only for one that can).
+	closeCtx  context.Context
+	closeStop context.CancelFunc
 }
+
+const closedBit = 1 << 62
+
+// enter counts a call in, or fails with ErrClosed once Close began or the
+// ring was removed.
+func (p *Producer) enter(op string) error {
+	if p.use.Add(1)&closedBit != 0 || p.removed {
+		p.leave()
+		return fmt.Errorf("%s: %w", op, ErrClosed)
+	}
+	return nil
+}
+
+// leave counts a call out.
+func (p *Producer) leave() {
+	if p.use.Add(-1) == closedBit {
+		p.idleOnce.Do(func() { close(p.idle) })
+	}
+}
+
+// closing reports whether Close began: waits end at once.
+func (p *Producer) closing() bool { return p.use.Load()&closedBit != 0 }
 
 // Open creates the ring name, or resumes it when it exists with owners
 // that are all gone (unless opt.Fresh), and takes the producer role. It
@@ -190,7 +226,8 @@ func Open(ctx context.Context, name string, opt Options) (_ *Producer, err error
 	if err != nil {
 		return nil, fmt.Errorf("open producer: %w", err)
 	}
-	p := &Producer{opt: opt, names: names, started: time.Now(), givenSlots: givenSlots, givenSize: givenSize}
+	p := &Producer{opt: opt, names: names, started: time.Now(), givenSlots: givenSlots, givenSize: givenSize, idle: make(chan struct{})}
+	p.closeCtx, p.closeStop = context.WithCancel(context.Background())
 	defer func() {
 		if err != nil {
 			p.abandon()
@@ -417,13 +454,17 @@ type Slot = ring.Slot
 // the peer timeout (or no first consumer within Wait), and ctx's error when
 // ctx ends. Reserving again without a Commit returns the same slot.
 func (p *Producer) Reserve(ctx context.Context) (Slot, error) {
-	if p.closed {
-		return Slot{}, fmt.Errorf("reserve: %w", ErrClosed)
+	if err := p.enter("reserve"); err != nil {
+		return Slot{}, err
 	}
+	defer p.leave()
 	if p.reserved {
 		return p.slot, nil
 	}
 	for {
+		if p.closing() {
+			return Slot{}, fmt.Errorf("reserve: %w", ErrClosed)
+		}
 		s, err := p.w.Reserve()
 		if err == nil {
 			p.slot, p.reserved = s, true
@@ -437,12 +478,15 @@ func (p *Producer) Reserve(ctx context.Context) (Slot, error) {
 			return Slot{}, fmt.Errorf("reserve: %w", err)
 		}
 		slots := uint64(p.ring.Slots())
-		free := func() bool { return p.ring.Head()-p.ring.Tail() < slots }
+		free := func() bool { return p.ring.Head()-p.ring.Tail() < slots || p.closing() }
 		if ringobj.Spin(p.opt.Spin, free) {
 			continue
 		}
 		if p.fastWait {
 			if err := p.sleepArmed(ctx, free); err != nil {
+				if p.closing() {
+					err = ErrClosed // the context Close ended
+				}
 				return Slot{}, fmt.Errorf("reserve: %w", err)
 			}
 			continue
@@ -467,10 +511,7 @@ func (p *Producer) sleepArmed(ctx context.Context, free func() bool) error {
 	if ctx.Done() == nil {
 		// The semaphore bounds a sleep only under a context that can end
 		// (see ringobj.Bell.SleepArmed): use one of our own.
-		if p.sleepCtx == nil {
-			p.sleepCtx, p.sleepStop = context.WithCancel(context.Background())
-		}
-		sctx = p.sleepCtx
+		sctx = p.closeCtx
 	}
 	f := p.watch.Arm(true)
 	err := p.space.SleepArmed(sctx, func() bool {
@@ -489,6 +530,10 @@ func (p *Producer) sleepArmed(ctx context.Context, free func() bool) error {
 // Commit publishes the reserved slot's first n bytes, with the CRC32C of
 // the slot as it is now.
 func (p *Producer) Commit(n int) error {
+	if err := p.enter("commit"); err != nil {
+		return err
+	}
+	defer p.leave()
 	if !p.reserved {
 		return fmt.Errorf("commit: %w", ring.ErrNotReserved)
 	}
@@ -502,6 +547,10 @@ func (p *Producer) Commit(n int) error {
 // CommitCRC publishes the reserved slot's first n bytes with a CRC32C the
 // caller computed from its own copy of the data (contract 6).
 func (p *Producer) CommitCRC(n int, crc uint32) error {
+	if err := p.enter("commit"); err != nil {
+		return err
+	}
+	defer p.leave()
 	if !p.reserved {
 		return fmt.Errorf("commit: %w", ring.ErrNotReserved)
 	}
@@ -515,6 +564,10 @@ func (p *Producer) CommitCRC(n int, crc uint32) error {
 // Send copies data (at most the slot size) into the next slot and commits
 // it, checksumming data (not the slot) while copying.
 func (p *Producer) Send(ctx context.Context, data []byte) error {
+	if err := p.enter("send"); err != nil {
+		return err
+	}
+	defer p.leave()
 	if len(data) > p.ring.SlotSize() {
 		return fmt.Errorf("send %d bytes: slot size is %d: %w", len(data), p.ring.SlotSize(), ring.ErrTooLarge)
 	}
@@ -526,14 +579,16 @@ func (p *Producer) Send(ctx context.Context, data []byte) error {
 	return p.CommitCRC(len(data), crc)
 }
 
-// End ends the stream at the current head and waits until the consumer
-// has drained it (every item released). It returns ErrPeerLost when the
-// consumer is gone and none came back within the peer timeout. After End,
-// Close removes the ring.
+// End ends the stream at the current head, waits until the consumer has
+// drained it (every item released), and then removes the ring: a
+// consumer in the same process need not wait for Close. It returns
+// ErrPeerLost when the consumer is gone and none came back within the peer
+// timeout; the ring then stays until Close.
 func (p *Producer) End(ctx context.Context) error {
-	if p.closed {
-		return fmt.Errorf("end: %w", ErrClosed)
+	if err := p.enter("end"); err != nil {
+		return err
 	}
+	defer p.leave()
 	p.reserved = false // a reserved, uncommitted slot is dropped
 	if err := p.w.End(); err != nil {
 		return fmt.Errorf("end stream: %w", err)
@@ -541,20 +596,27 @@ func (p *Producer) End(ctx context.Context) error {
 	if err := p.toConsumer.Ring(); err != nil {
 		return err
 	}
+	drained := func() bool { return p.ring.Drained() || p.closing() }
 	// The consumer posts `shutdown` once after it set drained; the word in
 	// the header is the truth, the post only wakes us.
 	sleep := func(ctx context.Context) error {
-		for !p.ring.Drained() {
+		for !drained() {
 			if err := p.sems.Shutdown.Wait(ctx); err != nil {
 				return err
 			}
 		}
 		return nil
 	}
-	if err := p.waitConsumer(ctx, sleep, p.ring.Drained, false); err != nil {
+	if err := p.waitConsumer(ctx, sleep, drained, false); err != nil {
 		return fmt.Errorf("wait for the consumer to drain %s: %w", p.names.Ring, err)
 	}
-	return nil
+	if p.closing() {
+		return fmt.Errorf("end: %w", ErrClosed)
+	}
+	if hook := internalhook.ProducerDrained; hook != nil {
+		hook(p.names.Ring)
+	}
+	return p.remove()
 }
 
 // waitConsumer calls sleep until ready() holds, judging the consumer's
@@ -642,15 +704,33 @@ func (p *Producer) lossReport() string {
 	return s
 }
 
-// Close ends the producer. After a drained stream, or when the producer
-// gives up, it removes every object of the ring (segment, semaphores, lock
-// file) by the ids it holds; a consumer still attached keeps its mapping
-// and treats the producer as gone. Close is idempotent.
+// Close ends the producer. Unless End removed the ring already, it
+// removes every object of the ring (segment, semaphores, lock file) by the
+// ids it holds; a consumer still attached keeps its mapping and treats the
+// producer as gone. A Reserve or End waiting in another goroutine returns
+// ErrClosed first. Close is idempotent.
 func (p *Producer) Close() error {
-	if p.closed {
+	var busy int64
+	for {
+		old := p.use.Load()
+		if old&closedBit != 0 {
+			return nil
+		}
+		if p.use.CompareAndSwap(old, old|closedBit) {
+			busy = old
+			break
+		}
+	}
+	p.closeStop()
+	if busy != 0 {
+		// Wake a sleeper on either semaphore; it sees closing() and leaves.
+		_ = p.space.Kick()
+		_ = p.sems.Shutdown.Post()
+		<-p.idle
+	}
+	if p.removed {
 		return nil
 	}
-	p.closed = true
 	return p.remove()
 }
 
@@ -677,13 +757,9 @@ func (p *Producer) remove() error {
 	return errors.Join(errs...)
 }
 
-// stopWaking ends the monitor and the context hook of sleepArmed, before
-// the semaphores and the lock file they use are closed.
+// stopWaking ends the peer monitor, before the semaphores and the lock
+// file it uses are closed.
 func (p *Producer) stopWaking() {
-	if p.sleepStop != nil {
-		p.sleepStop()
-		p.sleepCtx, p.sleepStop = nil, nil
-	}
 	if p.monitor && p.watch != nil {
 		p.watch.Stop()
 		p.monitor = false
@@ -693,6 +769,7 @@ func (p *Producer) stopWaking() {
 // abandon undoes a failed Open: it removes what Open created and nothing
 // that existed before.
 func (p *Producer) abandon() {
+	p.closeStop()
 	if p.seg != nil && !p.resumed {
 		_ = p.seg.Remove()
 	}

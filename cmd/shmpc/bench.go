@@ -707,10 +707,10 @@ func peerRingSend(ctx context.Context, name string, slots, slotSize, item int, c
 		res.Bytes += uint64(item)
 	}
 	res.AllocsPerItem = aw.perItem()
+	readStatus(&res) // while the ring is still mapped: End removes it
 	if err := p.End(context.Background()); err != nil {
 		return res, err
 	}
-	readStatus(&res) // while the ring is still mapped
 	return res, p.Close()
 }
 

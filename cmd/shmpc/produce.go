@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/shmpc/shmpc/internal/internalhook"
 	"github.com/shmpc/shmpc/internal/payload"
 	"github.com/shmpc/shmpc/producer"
 	"github.com/shmpc/shmpc/ring"
@@ -85,6 +86,9 @@ func cmdProduce(args []string, stderr io.Writer) error {
 	if !pf.slotSize.set {
 		opt.SlotSize = 0
 	}
+	if f := faultFromEnv(); f.at("produce-before-cleanup", 0) {
+		internalhook.ProducerDrained = func(string) { f.hang() }
+	}
 	p, err := producer.Open(ctx, *name, opt)
 	if err != nil {
 		if errors.Is(err, producer.ErrGeometry) || errors.Is(err, producer.ErrExists) {
@@ -116,15 +120,13 @@ func cmdProduce(args []string, stderr io.Writer) error {
 	if ctx.Err() != nil && errors.Is(runErr, ctx.Err()) {
 		runErr = nil // SIGINT/SIGTERM: end the stream where it stands
 	}
+	// The progress reader looks at the ring, which End removes.
+	prog.stop()
 	if runErr == nil {
 		// Ending waits for the consumer to drain; a signal must not cut
 		// that short, so it runs without ctx.
 		runErr = p.End(context.Background())
-		if f := faultFromEnv(); runErr == nil && f.at("produce-before-cleanup", 0) {
-			f.hang()
-		}
 	}
-	prog.stop()
 	sum.Seconds = time.Since(start).Seconds()
 	closeErr := p.Close()
 	if runErr == nil {

@@ -1,0 +1,10 @@
+// Package internalhook holds hooks that the project's own commands and
+// tests set to stop a process at a chosen point of the protocol (fault
+// injection for the crash tests). Library users cannot reach it; unset,
+// each costs one load of a nil function.
+package internalhook
+
+// ProducerDrained, if set, is called by producer.End after the consumer
+// drained the stream and before the producer removes the ring, with the
+// ring's name. It is set before any producer is opened and never changed.
+var ProducerDrained func(ring string)
