@@ -1,9 +1,9 @@
-# shmpc: make test | race | lint | fuzz | e2e | bench
+# shmpc: make test | race | lint | fuzz | e2e | bench | bench-go
 GO          ?= go
 STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZTIME    ?= 60s
 
-.PHONY: all test race lint fuzz e2e bench build
+.PHONY: all test race lint fuzz e2e bench bench-go build
 
 all: lint test
 
@@ -36,6 +36,14 @@ fuzz:
 e2e:
 	./e2e/run.sh
 
+# bench runs the shmpc bench matrix (BENCHMARKS.md): alternating runs,
+# medians and ratios against the in-project baselines. BENCHFLAGS passes
+# flags, e.g. BENCHFLAGS='-quick' or '-sections transport -json'. As root it
+# adds the huge pages it needs and gives them back. bench-go runs the Go
+# benchmarks of the packages (-benchmem: allocations per item).
+BENCHFLAGS ?=
 bench:
-	@echo "make bench: not yet (shmpc bench is its own issue); package benchmarks:"
-	$(GO) test -run '^$$' -bench . -benchmem ./sem/... ./shm/... ./ring/...
+	$(GO) run ./cmd/shmpc bench $(BENCHFLAGS)
+
+bench-go:
+	$(GO) test -run '^$$' -bench . -benchmem ./sem/... ./shm/... ./ring/... ./internal/payload/... ./consumer/...

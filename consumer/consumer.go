@@ -399,11 +399,13 @@ func (c *Consumer) Run(ctx context.Context, h Handler) (err error) {
 		}
 		return false
 	}
-	// A sleep on an empty ring is armed, not watched: it waits with
-	// waitCtx itself, and a change of the producer's presence and every
-	// Recheck kick our own doorbell.
+	// A sleep on an empty ring is armed, not watched: a change of the
+	// producer's presence and every Recheck kick our own doorbell.
 	c.watch.Start(func() { _ = items.Kick() }, ringobj.Recheck)
 	defer c.watch.Stop()
+	// The end of waitCtx kicks it too: once per run, not once per sleep.
+	stopKick := context.AfterFunc(waitCtx, func() { _ = items.Kick() })
+	defer stopKick()
 
 	process := func(it ring.Item, buf []byte) {
 		if buf != nil {
@@ -605,7 +607,7 @@ func (c *Consumer) waitItems(ctx context.Context, items ringobj.Bell) error {
 	for !ready() {
 		if c.fastWait {
 			f := c.watch.Arm(true)
-			err := items.SleepArmed(ctx, func() bool {
+			err := items.SleepArmed(func() bool {
 				return ready() || c.watch.Fired() != f || ctx.Err() != nil
 			})
 			changed := c.watch.Fired() != f

@@ -186,10 +186,10 @@ type Producer struct {
 	use      atomic.Int64
 	idle     chan struct{}
 	idleOnce sync.Once
-	// closeCtx ends when Close begins: armed sleeps under a context that
-	// cannot end use it (package sem bounds a sleep only for one that can).
-	closeCtx  context.Context
-	closeStop context.CancelFunc
+	// kickDone is the Done channel of the context whose end kicks the
+	// producer's doorbell (registered by sleepArmed); kickStop undoes it.
+	kickDone <-chan struct{}
+	kickStop func() bool
 }
 
 const closedBit = 1 << 62
@@ -227,7 +227,6 @@ func Open(ctx context.Context, name string, opt Options) (_ *Producer, err error
 		return nil, fmt.Errorf("open producer: %w", err)
 	}
 	p := &Producer{opt: opt, names: names, started: time.Now(), givenSlots: givenSlots, givenSize: givenSize, idle: make(chan struct{})}
-	p.closeCtx, p.closeStop = context.WithCancel(context.Background())
 	defer func() {
 		if err != nil {
 			p.abandon()
@@ -485,7 +484,7 @@ func (p *Producer) Reserve(ctx context.Context) (Slot, error) {
 		if p.fastWait {
 			if err := p.sleepArmed(ctx, free); err != nil {
 				if p.closing() {
-					err = ErrClosed // the context Close ended
+					err = ErrClosed
 				}
 				return Slot{}, fmt.Errorf("reserve: %w", err)
 			}
@@ -507,14 +506,17 @@ func (p *Producer) sleepArmed(ctx context.Context, free func() bool) error {
 		p.monitor = true
 		p.watch.Start(func() { _ = p.space.Kick() }, ringobj.Recheck)
 	}
-	sctx := ctx
-	if ctx.Done() == nil {
-		// The semaphore bounds a sleep only under a context that can end
-		// (see ringobj.Bell.SleepArmed): use one of our own.
-		sctx = p.closeCtx
+	if done := ctx.Done(); done != nil && done != p.kickDone {
+		// ctx's end kicks our doorbell: registered once per context (the
+		// same Done channel is the same cancellation), not once per sleep.
+		if p.kickStop != nil {
+			p.kickStop()
+		}
+		p.kickDone = done
+		p.kickStop = context.AfterFunc(ctx, func() { _ = p.space.Kick() })
 	}
 	f := p.watch.Arm(true)
-	err := p.space.SleepArmed(sctx, func() bool {
+	err := p.space.SleepArmed(func() bool {
 		return free() || p.watch.Fired() != f || ctx.Err() != nil
 	})
 	if p.watch.Fired() != f {
@@ -721,7 +723,6 @@ func (p *Producer) Close() error {
 			break
 		}
 	}
-	p.closeStop()
 	if busy != 0 {
 		// Wake a sleeper on either semaphore; it sees closing() and leaves.
 		_ = p.space.Kick()
@@ -760,6 +761,10 @@ func (p *Producer) remove() error {
 // stopWaking ends the peer monitor, before the semaphores and the lock
 // file it uses are closed.
 func (p *Producer) stopWaking() {
+	if p.kickStop != nil {
+		p.kickStop()
+		p.kickStop, p.kickDone = nil, nil
+	}
 	if p.monitor && p.watch != nil {
 		p.watch.Stop()
 		p.monitor = false
@@ -769,7 +774,6 @@ func (p *Producer) stopWaking() {
 // abandon undoes a failed Open: it removes what Open created and nothing
 // that existed before.
 func (p *Producer) abandon() {
-	p.closeStop()
 	if p.seg != nil && !p.resumed {
 		_ = p.seg.Remove()
 	}

@@ -413,3 +413,84 @@ func TestFastPathAllocs(t *testing.T) {
 		t.Fatalf("fast paths allocate %v times per run, want 0", allocs)
 	}
 }
+
+// TestWaitTimeout: WaitTimeout sleeps until a Post from another goroutine
+// (also one racing the waiter's entry into the kernel), until Close
+// (ErrClosed), or until its timeout; it never polls while it sleeps, leaves
+// nwaiters as before on every way out, and allocates nothing, asleep or
+// not.
+func TestWaitTimeout(t *testing.T) {
+	s, _ := mustCreate(t, 0)
+	// Posts, some at once (racing the sleep), some after the waiter slept.
+	for i := range 40 {
+		res := make(chan bool, 1)
+		go func() {
+			ok, err := s.WaitTimeout(10 * time.Second)
+			if err != nil {
+				t.Error(err)
+			}
+			res <- ok
+		}()
+		if i%2 == 1 {
+			time.Sleep(time.Duration(rand.IntN(2000)) * time.Microsecond)
+		}
+		if err := s.Post(); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case ok := <-res:
+			if !ok {
+				t.Fatalf("round %d: WaitTimeout reported a timeout after a post", i)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("round %d: a post did not wake WaitTimeout within 5s", i)
+		}
+	}
+	// A timeout on an idle semaphore: one sleep, no polling.
+	before := s.Sleeps()
+	start := time.Now()
+	ok, err := s.WaitTimeout(200 * time.Millisecond)
+	if err != nil || ok {
+		t.Fatalf("WaitTimeout on zero = %v, %v; want false, nil", ok, err)
+	}
+	if el := time.Since(start); el < 200*time.Millisecond || el > 2*time.Second {
+		t.Fatalf("WaitTimeout(200ms) returned after %v", el)
+	}
+	if n := s.Sleeps() - before; n > 2 {
+		t.Fatalf("WaitTimeout(200ms) slept %d times: it polls", n)
+	}
+	if n, err := s.Waiters(); err != nil || n != 0 {
+		t.Fatalf("Waiters after the waits = %d, %v; want 0", n, err)
+	}
+	// Allocations: a token found, and a sleep that times out.
+	allocs := testing.AllocsPerRun(20, func() {
+		s.Post()
+		s.WaitTimeout(time.Second)
+		s.WaitTimeout(100 * time.Microsecond)
+	})
+	if allocs != 0 {
+		t.Fatalf("WaitTimeout allocates %v times per run, want 0", allocs)
+	}
+	// Close wakes a sleeper, which returns ErrClosed.
+	h, _ := mustCreate(t, 0)
+	res := make(chan error, 1)
+	go func() {
+		_, err := h.WaitTimeout(time.Minute)
+		res <- err
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for h.Sleeps() == 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if err := h.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-res:
+		if !errors.Is(err, sem.ErrClosed) {
+			t.Fatalf("WaitTimeout woken by Close: %v, want ErrClosed", err)
+		}
+	case <-time.After(wakeBound * 20):
+		t.Fatal("Close did not wake WaitTimeout")
+	}
+}

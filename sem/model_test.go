@@ -103,6 +103,24 @@ func TestStateMachine(t *testing.T) {
 					rt.Fatalf("Wait with deadline %v returned after %v", d, el)
 				}
 			},
+			"WaitTimeout": func(rt *rapid.T) {
+				d := time.Duration(rapid.IntRange(0, 3).Draw(rt, "timeout_ms")) * time.Millisecond
+				start := time.Now()
+				ok, err := pick(rt).WaitTimeout(d)
+				if err != nil {
+					rt.Fatalf("WaitTimeout(%v) with value %d: %v", d, model, err)
+				}
+				if ok != (model > 0) {
+					rt.Fatalf("WaitTimeout(%v) = %v with model value %d", d, ok, model)
+				}
+				if ok {
+					model--
+					return
+				}
+				if el := time.Since(start); el < d || el > d+time.Second {
+					rt.Fatalf("WaitTimeout(%v) on zero returned after %v", d, el)
+				}
+			},
 			"WaitEndedContext": func(rt *rapid.T) {
 				ctx, cancel := context.WithCancel(context.Background())
 				cancel()

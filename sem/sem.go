@@ -281,6 +281,61 @@ func (s *Semaphore) Wait(ctx context.Context) (err error) {
 	return nil
 }
 
+// WaitTimeout decrements the value, sleeping while it is zero for at most
+// d, and reports whether it did (false: d passed first; d <= 0 only tries).
+// It takes no context and allocates nothing, where a Wait whose context can
+// end registers a wake-up per sleep: it is for hot paths that arrange their
+// own wake-ups with Post. Like Wait, it takes a token it finds as it wakes,
+// undoes its registration as a waiter on every way out, and returns an
+// error matching ErrClosed when Close wakes it. Since every sleep is
+// bounded, a semaphore whose file was truncated (a futex no wake-up can
+// reach) holds it at most d, after which it returns ErrInvalid.
+func (s *Semaphore) WaitTimeout(d time.Duration) (ok bool, err error) {
+	if !s.acquire() {
+		return false, s.closedError("wait")
+	}
+	defer s.release()
+	defer catchFault(s, "wait", &err, debug.SetPanicOnFault(true))
+	if s.tryTake() {
+		return true, nil
+	}
+	if d <= 0 {
+		return false, nil
+	}
+	deadline := time.Now().Add(d)
+	w := s.data.Add(waiterOne)
+	for {
+		if uint32(w) != 0 {
+			if s.data.CompareAndSwap(w, w-1-waiterOne) {
+				return true, nil
+			}
+			w = s.data.Load()
+			continue
+		}
+		if s.state.Load()&stateClosed != 0 {
+			s.data.Add(waiterDec)
+			return false, s.closedError("wait")
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			s.data.Add(waiterDec)
+			return false, nil
+		}
+		ts := unix.NsecToTimespec(left.Nanoseconds())
+		if s.beforeSleep != nil {
+			s.beforeSleep()
+		}
+		s.sleeps.Add(1)
+		switch e := futexWaitValueZero(s.data, &ts); e {
+		case 0, unix.EAGAIN, unix.EINTR, unix.ETIMEDOUT:
+		default:
+			s.data.Add(waiterDec)
+			return false, fmt.Errorf("wait semaphore %q: %w", s.name, os.NewSyscallError("futex", e))
+		}
+		w = s.data.Load()
+	}
+}
+
 // waitSlow is sem_wait's slow path (nptl/sem_waitcommon.c,
 // __new_sem_wait_slow) with cancellation. The caller holds a reference.
 func (s *Semaphore) waitSlow(ctx context.Context, done <-chan struct{}) error {

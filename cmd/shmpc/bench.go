@@ -428,7 +428,8 @@ type peerResult struct {
 	RSSShmem int64 `json:"rss_shmem_kib"`
 	Hugetlb  int64 `json:"hugetlb_kib"`
 	// Heap allocations (runtime.MemStats.Mallocs) per item between 10%
-	// and 90% of the stream: the steady state.
+	// and 90% of the stream: the steady state (-1: not measured, the
+	// stream was too short).
 	AllocsPerItem float64 `json:"allocs_per_item"`
 	HeapSysKiB    uint64  `json:"heap_sys_kib"`
 }
@@ -600,20 +601,27 @@ func monoNow() int64 {
 	return ts.Nano()
 }
 
-// allocWindow counts heap allocations between 10% and 90% of a stream.
+// allocWindow counts heap allocations between 10% and 90% of a stream. A
+// stream of fewer than minAllocWindow items is too short to tell the
+// steady state from the set-up: it is not measured (perItem -1).
 type allocWindow struct {
-	count      uint64
 	from, to   uint64
 	start, end uint64
+	have       int // how many of start and end were read
 }
+
+const minAllocWindow = 20
 
 func newAllocWindow(count uint64) *allocWindow {
-	return &allocWindow{count: count, from: count / 10, to: count - count/10}
+	if count < minAllocWindow {
+		return &allocWindow{from: 1, to: 0} // never matches at
+	}
+	return &allocWindow{from: count / 10, to: count - count/10}
 }
 
-// at is called with the number of items done so far.
+// at is called with the number of items done so far (each value once).
 func (a *allocWindow) at(n uint64) {
-	if n != a.from && n != a.to {
+	if a.to <= a.from || (n != a.from && n != a.to) {
 		return
 	}
 	var ms runtime.MemStats
@@ -623,11 +631,14 @@ func (a *allocWindow) at(n uint64) {
 	} else {
 		a.end = ms.Mallocs
 	}
+	a.have++
 }
 
+// perItem returns the allocations per item in the window, or -1 when the
+// window was not measured.
 func (a *allocWindow) perItem() float64 {
-	if a.to <= a.from || a.end < a.start {
-		return 0
+	if a.have != 2 || a.end < a.start {
+		return -1
 	}
 	return float64(a.end-a.start) / float64(a.to-a.from)
 }
@@ -773,7 +784,8 @@ func peerStreamSend(ctx context.Context, f *os.File, item int, count uint64, pac
 		aw.at(seq)
 		pc.wait()
 		data := buf[streamHeader:]
-		crc := payload.Fill(data, seq)
+		// Ordinary stores: write() reads the buffer back at once.
+		crc := payload.FillCached(data, seq)
 		if stamp {
 			binary.LittleEndian.PutUint64(data, uint64(monoNow()))
 			crc = payload.Checksum(data)
@@ -1108,8 +1120,12 @@ func (r benchReport) print(w io.Writer) {
 				side string
 				p    peerResult
 			}{{"producer", mr.Producer}, {"consumer", mr.Consumer}} {
-				fmt.Fprintf(tw, "  %s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%.4f\n", formatBytes(mr.Bytes), mr.Pages, s.side,
-					s.p.PeakRSS, s.p.RSSAnon, s.p.RSSShmem, s.p.Hugetlb, s.p.HeapSysKiB, s.p.AllocsPerItem)
+				allocs := "n/a"
+				if s.p.AllocsPerItem >= 0 {
+					allocs = fmt.Sprintf("%.4f", s.p.AllocsPerItem)
+				}
+				fmt.Fprintf(tw, "  %s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\n", formatBytes(mr.Bytes), mr.Pages, s.side,
+					s.p.PeakRSS, s.p.RSSAnon, s.p.RSSShmem, s.p.Hugetlb, s.p.HeapSysKiB, allocs)
 			}
 		}
 	}

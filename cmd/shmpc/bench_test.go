@@ -134,9 +134,13 @@ func TestBenchQuick(t *testing.T) {
 		require.InDelta(t, side.small.PeakRSS, side.big.PeakRSS, 16<<10, "%s peak RSS (KiB) after 64 MiB and after 1 GiB", side.name)
 		require.Less(t, side.big.PeakRSS, big.RingKiB+64<<10, "%s peak RSS (KiB): ring plus a small constant", side.name)
 		if !raceEnabled {
-			// Only sleeps allocate (package sem, about three objects per
-			// sleep), and a side sleeps at most about once per item.
-			require.Less(t, side.big.AllocsPerItem, 8.0, "%s heap allocations per item in the steady state", side.name)
+			// Nothing allocates per item, sleeps included (consumer's
+			// TestPerfAllocationsPerItem: under 0.02 per item over 20000
+			// small items). These are 128 items of 8 MiB, a fraction of a
+			// second each: what remains is the runtime's own, a few a
+			// second, not per item.
+			require.GreaterOrEqual(t, side.big.AllocsPerItem, 0.0, "%s allocations per item were measured", side.name)
+			require.Less(t, side.big.AllocsPerItem, 1.0, "%s heap allocations per item in the steady state", side.name)
 		}
 	}
 

@@ -84,23 +84,29 @@ func TestLifeCycle(t *testing.T) {
 }
 
 func TestRunJSON(t *testing.T) {
-	manifest := tempFile(t, "manifest")
-	r := shmpc(t, 2*time.Minute, nil, "run", "-json", "-slots", "4", "-slot-size", "64KiB", "-bytes", "1000000", "-hugepages", "off", "-manifest", manifest)
-	require.Equal(t, 0, r.code, "stderr:\n%s", r.stderr)
-	lines := strings.Split(strings.TrimRight(r.stdout, "\n"), "\n")
-	var sum map[string]any
-	require.NoError(t, json.Unmarshal([]byte(lines[len(lines)-1]), &sum), "last line of stdout: %q", lines[len(lines)-1])
-	for _, k := range []string{"items", "bytes", "seconds", "gib_per_s", "integrity_errors", "pages"} {
-		require.Contains(t, sum, k)
+	// The second run spins before sleeping (-spin): same result.
+	for _, extra := range [][]string{nil, {"-spin", "200us"}} {
+		t.Run(strings.Join(append([]string{"default"}, extra...), ""), func(t *testing.T) {
+			manifest := tempFile(t, "manifest")
+			args := append([]string{"run", "-json", "-slots", "4", "-slot-size", "64KiB", "-bytes", "1000000", "-hugepages", "off", "-manifest", manifest}, extra...)
+			r := shmpc(t, 2*time.Minute, nil, args...)
+			require.Equal(t, 0, r.code, "stderr:\n%s", r.stderr)
+			lines := strings.Split(strings.TrimRight(r.stdout, "\n"), "\n")
+			var sum map[string]any
+			require.NoError(t, json.Unmarshal([]byte(lines[len(lines)-1]), &sum), "last line of stdout: %q", lines[len(lines)-1])
+			for _, k := range []string{"items", "bytes", "seconds", "gib_per_s", "integrity_errors", "pages"} {
+				require.Contains(t, sum, k)
+			}
+			require.EqualValues(t, 16, sum["items"]) // 15 full items of 64 KiB and one of 16960 bytes
+			require.EqualValues(t, 1000000, sum["bytes"])
+			require.EqualValues(t, 0, sum["integrity_errors"])
+			require.Equal(t, "normal", sum["pages"])
+			require.Greater(t, sum["seconds"].(float64), 0.0)
+			checkDelivery(t, readManifest(t, manifest), 16, 64<<10, 1000000-15*(64<<10), false)
+			name := sum["name"].(string)
+			requireNoLeftovers(t, name)
+		})
 	}
-	require.EqualValues(t, 16, sum["items"]) // 15 full items of 64 KiB and one of 16960 bytes
-	require.EqualValues(t, 1000000, sum["bytes"])
-	require.EqualValues(t, 0, sum["integrity_errors"])
-	require.Equal(t, "normal", sum["pages"])
-	require.Greater(t, sum["seconds"].(float64), 0.0)
-	checkDelivery(t, readManifest(t, manifest), 16, 64<<10, 1000000-15*(64<<10), false)
-	name := sum["name"].(string)
-	requireNoLeftovers(t, name)
 }
 
 // TestSIGTERMProducer: the producer ends the stream at its head, the
@@ -292,6 +298,8 @@ func TestBadInput(t *testing.T) {
 		{[]string{"produce", "-name", name, "-hugepages", "maybe"}, "want auto, on or off"},
 		{[]string{"produce", "-name", name, "-perm", "0400"}, "permission"},
 		{[]string{"consume", "-name", name, "-stdout", "-json"}, "give one"},
+		{[]string{"produce", "-name", name, "-spin", "-1ms"}, "must not be negative"},
+		{[]string{"consume", "-name", name, "-spin", "-1ms"}, "must not be negative"},
 		{[]string{"frobnicate"}, ""},
 	}
 	for _, tc := range cases {

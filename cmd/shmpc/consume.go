@@ -77,7 +77,7 @@ func cmdConsume(args []string, stdout, stderr io.Writer) error {
 	logf := func(format string, a ...any) { fmt.Fprintf(stderr, "shmpc consume: "+format+"\n", a...) }
 	c, err := consumer.Open(ctx, *name, consumer.Options{
 		Workers: cf.workers, Ordered: *toStdout, Copy: *toStdout || manifest != nil,
-		Wait: cf.wait, PeerTimeout: cf.peerTimeout, StallTimeout: cf.stall, Logf: logf,
+		Wait: cf.wait, PeerTimeout: cf.peerTimeout, StallTimeout: cf.stall, Spin: cf.spin, Logf: logf,
 	})
 	if err != nil {
 		if ctx.Err() != nil {

@@ -109,7 +109,11 @@ type produceFlags struct {
 	perm        perm
 	fresh       bool
 	stall       time.Duration
+	spin        time.Duration
 }
+
+// spinUsage is the help of -spin, for produce, consume and run.
+const spinUsage = "before sleeping on a full (producer) or empty (consumer) ring, keep looking at it for this long, busy: spin-then-block; saves wake-ups for small items at the cost of a busy CPU (0: block at once)"
 
 func (f *produceFlags) register(fs *flag.FlagSet) {
 	f.slotSize = size{n: 8 << 20}
@@ -127,6 +131,7 @@ func (f *produceFlags) register(fs *flag.FlagSet) {
 	fs.Var(&f.perm, "perm", "permission bits of the ring's objects (0660 lets a group share it)")
 	fs.BoolVar(&f.fresh, "fresh", false, "discard an existing ring of this NAME instead of resuming it")
 	fs.DurationVar(&f.stall, "stall-timeout", 0, "treat a live peer that made no progress for this long, while work was pending, as lost (0: off)")
+	fs.DurationVar(&f.spin, "spin", 0, spinUsage)
 }
 
 // check validates the produce flags; source says whether -stdin was given.
@@ -159,8 +164,8 @@ func (f *produceFlags) check(stdin bool) error {
 	if f.wait <= 0 {
 		return usagef("-wait %v: want a positive duration", f.wait)
 	}
-	if f.peerTimeout < 0 || f.stall < 0 {
-		return usagef("-peer-timeout and -stall-timeout must not be negative")
+	if f.peerTimeout < 0 || f.stall < 0 || f.spin < 0 {
+		return usagef("-peer-timeout, -stall-timeout and -spin must not be negative")
 	}
 	return nil
 }
@@ -172,6 +177,7 @@ type consumeFlags struct {
 	peerTimeout time.Duration
 	manifest    string
 	stall       time.Duration
+	spin        time.Duration
 }
 
 func (f *consumeFlags) register(fs *flag.FlagSet, withShared bool) {
@@ -181,6 +187,7 @@ func (f *consumeFlags) register(fs *flag.FlagSet, withShared bool) {
 		fs.DurationVar(&f.wait, "wait", 10*time.Second, "how long to wait for a producer's `ready`")
 		fs.DurationVar(&f.peerTimeout, "peer-timeout", 0, "how long to wait for a restarted producer after the producer died (0: give up at once)")
 		fs.DurationVar(&f.stall, "stall-timeout", 0, "treat a live producer that published nothing for this long as lost (0: off)")
+		fs.DurationVar(&f.spin, "spin", 0, spinUsage)
 	}
 }
 
@@ -191,8 +198,8 @@ func (f *consumeFlags) check() error {
 	if f.wait <= 0 {
 		return usagef("-wait %v: want a positive duration", f.wait)
 	}
-	if f.peerTimeout < 0 || f.stall < 0 {
-		return usagef("-peer-timeout and -stall-timeout must not be negative")
+	if f.peerTimeout < 0 || f.stall < 0 || f.spin < 0 {
+		return usagef("-peer-timeout, -stall-timeout and -spin must not be negative")
 	}
 	return nil
 }

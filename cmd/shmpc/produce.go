@@ -78,7 +78,7 @@ func cmdProduce(args []string, stderr io.Writer) error {
 		Slots: pf.slots, SlotSize: int(slotSize),
 		HugePages: pf.hugepages.p, Lock: pf.mlock.p, Advise: pf.madvise, Pretouch: pf.pretouch,
 		Perm: os.FileMode(pf.perm.m), StreamItems: items, StreamBytes: total,
-		CheckStream: explicitTotal, Fresh: pf.fresh, NoResume: *stdin, Wait: pf.wait, PeerTimeout: pf.peerTimeout, StallTimeout: pf.stall, Logf: logf,
+		CheckStream: explicitTotal, Fresh: pf.fresh, NoResume: *stdin, Wait: pf.wait, PeerTimeout: pf.peerTimeout, StallTimeout: pf.stall, Spin: pf.spin, Logf: logf,
 	}
 	if !flagSet(fs, "slots") {
 		opt.Slots = 0 // left out: the ring's when resuming, else the default

@@ -50,7 +50,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	if err := pf.check(false); err != nil {
 		return err
 	}
-	cf.wait, cf.peerTimeout, cf.stall = pf.wait, pf.peerTimeout, pf.stall
+	cf.wait, cf.peerTimeout, cf.stall, cf.spin = pf.wait, pf.peerTimeout, pf.stall, pf.spin
 	if err := cf.check(); err != nil {
 		return err
 	}
@@ -65,7 +65,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	// The consumer gets the flags it shares with the producer; both get
 	// -json so run can read their summaries.
 	common := []string{"-name", name, "-json", "-wait", pf.wait.String(), "-peer-timeout", pf.peerTimeout.String(),
-		"-stall-timeout", pf.stall.String()}
+		"-stall-timeout", pf.stall.String(), "-spin", pf.spin.String()}
 	if *verbose {
 		common = append(common, "-v")
 	}

@@ -103,10 +103,19 @@ var ntThreshold = 8 * ChunkBytes
 // pool).
 func fillKernel(g *Generator, dst []byte, seq uint64) uint32 { return fillWith(kernel, g, dst, seq) }
 
+// fillKernelCached is fillKernel with ordinary stores only.
+func fillKernelCached(g *Generator, dst []byte, seq uint64) uint32 {
+	return fillWithNT(kernel, g, dst, seq, false)
+}
+
 // fillWith is fillKernel with kernel k (which the CPU must have).
 func fillWith(k int, g *Generator, dst []byte, seq uint64) uint32 {
+	return fillWithNT(k, g, dst, seq, ntThreshold > 0 && len(dst) >= ntThreshold)
+}
+
+// fillWithNT is fillWith, with non-temporal stores for whole groups if nt.
+func fillWithNT(k int, g *Generator, dst []byte, seq uint64, nt bool) uint32 {
 	state := ^uint32(0)
-	nt := ntThreshold > 0 && len(dst) >= ntThreshold
 	group := 8
 	if k == kernelAVX2 {
 		group = 4

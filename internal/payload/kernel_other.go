@@ -11,4 +11,8 @@ func kernelName() string { return "go" }
 
 func fillKernel(*Generator, []byte, uint64) uint32 { panic("payload: no kernel on this platform") }
 
+func fillKernelCached(*Generator, []byte, uint64) uint32 {
+	panic("payload: no kernel on this platform")
+}
+
 func checksumKernel([]byte) uint32 { panic("payload: no kernel on this platform") }

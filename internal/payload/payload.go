@@ -72,6 +72,18 @@ func Fill(dst []byte, seq uint64) uint32 {
 	return g.fillGo(dst, seq)
 }
 
+// FillCached is Fill with ordinary stores only: for a private buffer that
+// is read back at once (written to a socket, say). From 64 KiB on, Fill
+// writes with non-temporal stores, which keep a shared slot out of the
+// producer's cache for the consumer's benefit but make a read-back come
+// from memory.
+func FillCached(dst []byte, seq uint64) uint32 {
+	if haveKernel {
+		return fillKernelCached(nil, dst, seq)
+	}
+	return Fill(dst, seq)
+}
+
 // Generator holds the private buffer the portable Fill generates into. Its
 // zero value is ready to use; it is not safe for concurrent use. Keeping
 // one per goroutine saves the package's Fill a sync.Pool round trip.

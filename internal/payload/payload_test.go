@@ -241,3 +241,19 @@ func TestKernelName(t *testing.T) {
 	require.Contains(t, []string{"avx512", "avx2", "go"}, Kernel())
 	require.Equal(t, haveKernel, Kernel() != "go")
 }
+
+// TestFillCachedMatchesFill: FillCached writes the same bytes and returns
+// the same CRC as Fill, also from the size where Fill turns non-temporal.
+func TestFillCachedMatchesFill(t *testing.T) {
+	for _, n := range []int{0, 1, 4095, 64 << 10, 64<<10 + 13, 1 << 20} {
+		a, b := make([]byte, n), make([]byte, n)
+		seq := uint64(n) * 31
+		ca, cb := Fill(a, seq), FillCached(b, seq)
+		if ca != cb || !bytes.Equal(a, b) {
+			t.Fatalf("len %d: FillCached differs from Fill (CRC %#x vs %#x)", n, cb, ca)
+		}
+		if err := Check(b, seq); err != nil {
+			t.Fatalf("len %d: %v", n, err)
+		}
+	}
+}

@@ -214,7 +214,8 @@ func (w *Watcher) Fired() uint64 { return w.fired.Load() }
 
 func (w *Watcher) monitor(wake func(), every time.Duration, done <-chan struct{}) {
 	defer w.monWG.Done()
-	t := time.NewTicker(Interval)
+	tick := Interval
+	t := time.NewTicker(tick)
 	defer t.Stop()
 	var pf *pidFile
 	var pfID proc.ID
@@ -236,8 +237,15 @@ func (w *Watcher) monitor(wake func(), every time.Duration, done <-chan struct{}
 			}
 		}
 		var exited <-chan struct{}
+		want := Interval
 		if pf != nil {
-			exited = pf.exited
+			// The pidfd reports the exit at once: the lock is looked at
+			// only as a safety net, as in Watch.
+			exited, want = pf.exited, SlowInterval
+		}
+		if want != tick {
+			tick = want
+			t.Reset(tick)
 		}
 		select {
 		case <-done:

@@ -219,27 +219,24 @@ func (b Bell) Sleep(ctx context.Context, ready func() bool) error {
 	return nil
 }
 
-// SleepArmed is Sleep for the hot path: it waits on the semaphore with ctx
-// itself, with no timer, watch or goroutine of its own per sleep. ctx must
-// live as long as the sleeping side (one per consumer run, say), not be made
-// per sleep; it must be able to end, because package sem bounds each futex
-// sleep only for such contexts (a futex whose file was truncated behind our
-// back cannot be woken, and only that bound ends such a wait). The caller
-// arranges the other wake-ups: Kick when the peer's presence changes and at
-// least every Recheck (the peer monitor, peer.Watcher.Start, does both), and
-// puts those conditions into ready. It returns ctx's error when ctx ends.
-func (b Bell) SleepArmed(ctx context.Context, ready func() bool) error {
+// SleepArmed is Sleep for the hot path: it sleeps on the semaphore in
+// bounded waits (sem's WaitTimeout, Recheck each) with no context, timer or
+// goroutine of its own, and allocates nothing. The caller arranges the
+// other wake-ups and puts their conditions into ready: a Kick when the
+// peer's presence changes (the peer monitor, peer.Watcher.Start, does it)
+// and one when the caller's context ends (context.AfterFunc, registered
+// once per context rather than once per sleep). A wake-up lost to a
+// scribbled doorbell word, or a semaphore whose file was truncated (no
+// post reaches it), delays the next look by at most Recheck.
+func (b Bell) SleepArmed(ready func() bool) error {
 	for !ready() {
 		b.Waiting.Store(1)
 		if ready() {
 			b.Waiting.Store(0)
 			return nil
 		}
-		err := b.Sem.Wait(ctx)
+		_, err := b.Sem.WaitTimeout(Recheck)
 		b.Waiting.Store(0)
-		if cerr := ctx.Err(); cerr != nil {
-			return cerr
-		}
 		if err != nil {
 			return err
 		}
