@@ -75,7 +75,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "peer" {
 		return benchPeer(args[1:], stdout, stderr)
 	}
-	fs := newFlagSet("bench", stderr, "[-quick] [-reps N] [-sections LIST] [-hugepages auto|on|off] [-json]")
+	fs := newFlagSet("bench", stderr, "[-quick] [-reps N] [-sections LIST] [-hugepages auto|on|off] [-spin D] [-json] [-v]")
 	quick := fs.Bool("quick", false, "small transfers and few items: a smoke run of every figure in well under a minute")
 	reps := fs.Int("reps", 3, "repetitions of every measurement; medians are reported")
 	sections := fs.String("sections", strings.Join(benchSections, ","), "which sections to run, comma separated: "+strings.Join(benchSections, ", "))
@@ -122,7 +122,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 	defer stop()
 
 	rep := benchReport{Machine: machine(cfg)}
-	if cfg.huge != shm.Off && os.Geteuid() == 0 {
+	if cfg.huge != shm.Off && os.Geteuid() == 0 && cfg.hugePagesNeeded() > 0 {
 		if res, err := shm.ReserveHugePages(cfg.hugePagesNeeded(), 10*time.Second); err != nil {
 			cfg.log("could not add huge pages to the pool (%v); the rings use what the pool has", err)
 		} else {
@@ -165,6 +165,9 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 
 // hugePagesNeeded is what the largest ring of the matrix takes, plus slack.
 func (c benchConfig) hugePagesNeeded() int {
+	if !c.sections["transport"] && !c.sections["small"] && !c.sections["memory"] && !c.sections["scaling"] {
+		return 0 // limits alone makes no ring
+	}
 	biggest := 8 * 8 << 20
 	if c.sections["scaling"] {
 		biggest = 8 * c.scalingMaxSlot()
@@ -395,7 +398,9 @@ func (c benchConfig) runChild(ctx context.Context, args []string, extra []*os.Fi
 func (c benchConfig) command(ctx context.Context, args []string, extra []*os.File) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, c.exe, args...)
 	cmd.ExtraFiles = extra
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	// A bench that dies (even of SIGKILL) sends its children SIGTERM: a
+	// graceful stop, after which their rings are removed.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 30 * time.Second
 	return cmd

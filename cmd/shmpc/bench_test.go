@@ -6,11 +6,15 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/shmpc/shmpc/ring"
+	"github.com/shmpc/shmpc/shm"
 )
 
 func TestSummarize(t *testing.T) {
@@ -64,6 +68,16 @@ func TestBenchQuick(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
+	// run-* rings of dead processes that exist already are not the bench's.
+	preexisting := map[string]bool{}
+	for _, name := range segmentRings(t) {
+		preexisting[name] = true
+	}
+	if ents, err := os.ReadDir("/dev/shm"); err == nil {
+		for _, e := range ents {
+			preexisting[e.Name()] = true
+		}
+	}
 	c := cmd(ctx, "bench", "-quick", "-reps", "1", "-json", "-hugepages", "off", "-sections", sections)
 	var out, errb strings.Builder
 	c.Stdout, c.Stderr = &out, &errb
@@ -144,11 +158,53 @@ func TestBenchQuick(t *testing.T) {
 		}
 	}
 
-	// The bench's own rings (bench-PID-...) are gone.
+	// The bench's own rings (bench-PID-...) and those of the shmpc run
+	// children it started (run-PID-..., with PID dead by now) are gone:
+	// lock files and semaphores in /dev/shm, and SysV segments, which are
+	// found by the ring name in their header.
 	ents, err := os.ReadDir("/dev/shm")
 	require.NoError(t, err)
 	prefix := fmt.Sprintf("bench-%d-", c.Process.Pid)
-	for _, e := range ents {
-		require.NotContains(t, e.Name(), prefix, "left behind by shmpc bench")
+	ours := func(ring string) bool {
+		if strings.Contains(ring, prefix) {
+			return true
+		}
+		i := strings.Index(ring, "run-")
+		if i < 0 {
+			return false
+		}
+		pidStr, _, _ := strings.Cut(ring[i+len("run-"):], "-")
+		pid, err := strconv.Atoi(pidStr)
+		if err != nil || pid <= 0 {
+			return false
+		}
+		_, err = os.Stat(fmt.Sprintf("/proc/%d", pid))
+		return os.IsNotExist(err) && !preexisting[ring]
 	}
+	for _, e := range ents {
+		require.False(t, ours(e.Name()), "%s left behind by shmpc bench", e.Name())
+	}
+	for _, name := range segmentRings(t) {
+		require.False(t, ours(name), "segment of ring %s left behind by shmpc bench", name)
+	}
+}
+
+// segmentRings returns the ring names in the headers of the SysV segments
+// that hold a readable shmpc ring.
+func segmentRings(t *testing.T) []string {
+	t.Helper()
+	infos, err := shm.List()
+	require.NoError(t, err)
+	var names []string
+	for _, info := range infos {
+		seg, err := shm.AttachID(info.ID, true, shm.Options{Lock: shm.Off})
+		if err != nil {
+			continue
+		}
+		if r, err := ring.Open(seg.Bytes()); err == nil {
+			names = append(names, r.Name())
+		}
+		_ = seg.Detach()
+	}
+	return names
 }

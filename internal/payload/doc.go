@@ -31,9 +31,11 @@
 // 64 KiB and more are stored with non-temporal stores: the slot is read
 // next by another core, and bypassing the cache spares the read for
 // ownership and the tug of war over the consumer's cached lines (this
-// doubled a two-process run of 64 KiB items). The kernel's cost is per
-// group of eight chunks, however many of them exist, so a lone last chunk
-// (all of an item up to 8 KiB) takes the portable path below.
+// doubled a two-process run of 64 KiB items; FillCached is Fill without
+// them, for a buffer read back at once). The kernel's cost is per group of
+// up to eight chunks, however many of them exist, so it takes groups of at
+// least two whole chunks: a lone last chunk, whole or not (all of an item
+// under 16 KiB), takes the portable path below.
 //
 // CPUs with VPCLMULQDQ but without AVX-512 (AMD Zen 3, for one) run the
 // same kernel on YMM registers: four chunks at a time, 32-byte rows.
