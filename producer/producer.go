@@ -216,7 +216,9 @@ func (p *Producer) closing() bool { return p.use.Load()&closedBit != 0 }
 
 // Open creates the ring name, or resumes it when it exists with owners
 // that are all gone (unless opt.Fresh), and takes the producer role. It
-// posts `ready` for a consumer that is waiting.
+// posts `ready` for a consumer that is waiting. A resumed ring whose stream
+// already ended (its producer died in End, before the drain) takes no more
+// items: End finishes it (waits for the drain and removes the ring).
 func Open(ctx context.Context, name string, opt Options) (_ *Producer, err error) {
 	givenSlots, givenSize := opt.Slots, opt.SlotSize
 	if err := opt.defaults(); err != nil {
@@ -269,6 +271,12 @@ func Open(ctx context.Context, name string, opt Options) (_ *Producer, err error
 	}
 	if p.resumed {
 		p.opt.Logf("resuming ring %s at item %d (%d released)", p.names.Ring, p.ring.Head(), p.ring.Tail())
+		if at, ended := p.ring.End(); ended {
+			// The last producer died after it ended the stream, before the
+			// drain: there is nothing left to send, only the end to finish
+			// (End waits for the drain and removes the ring).
+			p.opt.Logf("the stream of %s ended at item %d: nothing left to send; End finishes it", p.names.Ring, at)
+		}
 	}
 	return p, nil
 }
@@ -349,11 +357,6 @@ func (p *Producer) attachOrCreate(uid int) error {
 		seg.Detach()
 		return fmt.Errorf("ring %s exists (%d items committed) and this stream cannot resume it; use -fresh to discard it: %w",
 			p.names.Ring, r.Head(), ErrExists)
-	}
-	if _, ended := r.End(); ended {
-		seg.Detach()
-		return fmt.Errorf("ring %s holds a stream that already ended; use -fresh to start a new one: %w",
-			p.names.Ring, ErrForeign)
 	}
 	if (p.givenSlots != 0 && p.givenSlots != r.Slots()) || (p.givenSize != 0 && p.givenSize != r.SlotSize()) {
 		seg.Detach()
@@ -597,6 +600,9 @@ func (p *Producer) End(ctx context.Context) error {
 	}
 	if err := p.toConsumer.Ring(); err != nil {
 		return err
+	}
+	if hook := internalhook.ProducerEnded; hook != nil {
+		hook(p.names.Ring)
 	}
 	drained := func() bool { return p.ring.Drained() || p.closing() }
 	// The consumer posts `shutdown` once after it set drained; the word in

@@ -232,6 +232,35 @@ func TestProducerDiedBeforeCleanup(t *testing.T) {
 	checkDelivery(t, readManifest(t, m), 30, 4096, 4096, false)
 }
 
+// TestProducerDiedAfterEnd: the producer marked the end of the stream and
+// died before the consumer drained it (the consumer was killed too, with
+// items unreleased). A new producer on the NAME resumes the ended ring
+// (nothing left to send), a new consumer drains it, the producer removes
+// it: both exit 0, every item delivered, repeats only of the unreleased.
+func TestProducerDiedAfterEnd(t *testing.T) {
+	name := ringName(t)
+	m1, m2 := tempFile(t, "m1"), tempFile(t, "m2")
+	const items = 30
+	c := startFault(t, "consume-in-handler:25", "consume", "-name", name, "-workers", "1", "-manifest", m1, "-peer-timeout", "30s")
+	p := startFault(t, "produce-ended", "produce", "-name", name, "-slots", "8", "-slot-size", "4096", "-count", strconv.Itoa(items),
+		"-hugepages", "off", "-peer-timeout", "30s")
+	p.waitStderr(t, "fault produce-ended", 30*time.Second)
+	c.waitStderr(t, "fault consume-in-handler 25", 30*time.Second)
+	kill(t, p)
+	kill(t, c)
+
+	p2 := start(t, time.Minute, nil, "produce", "-name", name, "-hugepages", "off")
+	p2.waitStderr(t, "nothing left to send", 30*time.Second)
+	c2 := start(t, time.Minute, nil, "consume", "-name", name, "-manifest", m2)
+	pr := p2.wait(t, time.Minute)
+	require.Equal(t, 0, pr.code, pr.stderr)
+	require.Contains(t, pr.stderr, fmt.Sprintf("resuming ring %s at item %d", name, items))
+	cr := c2.wait(t, time.Minute)
+	require.Equal(t, 0, cr.code, cr.stderr)
+	all := append(readManifest(t, m1), readManifest(t, m2)...)
+	checkDelivery(t, all, items, 4096, 4096, true)
+}
+
 // TestIntegrityErrorStops: a payload changed after its CRC was computed is
 // never delivered: the consumer stops at that item with exit 4; the
 // producer treats it as gone (exit 3); nothing is left.

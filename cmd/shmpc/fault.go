@@ -17,6 +17,7 @@ import (
 //	produce-in-slot:N     half of item N written into its slot, not committed
 //	produce-after:N       N items committed, before item N is reserved
 //	produce-corrupt:N     flip a byte of item N in its slot after its CRC was computed
+//	produce-ended         the end of the stream marked, before the drain
 //	produce-before-cleanup  the stream drained, before the ring is removed
 //	consume-in-handler:N  inside the handler of item N, before its release
 //

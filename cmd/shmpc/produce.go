@@ -86,8 +86,11 @@ func cmdProduce(args []string, stderr io.Writer) error {
 	if !pf.slotSize.set {
 		opt.SlotSize = 0
 	}
-	if f := faultFromEnv(); f.at("produce-before-cleanup", 0) {
+	switch f := faultFromEnv(); {
+	case f.at("produce-before-cleanup", 0):
 		internalhook.ProducerDrained = func(string) { f.hang() }
+	case f.at("produce-ended", 0):
+		internalhook.ProducerEnded = func(string) { f.hang() }
 	}
 	p, err := producer.Open(ctx, *name, opt)
 	if err != nil {

@@ -8,3 +8,7 @@ package internalhook
 // drained the stream and before the producer removes the ring, with the
 // ring's name. It is set before any producer is opened and never changed.
 var ProducerDrained func(ring string)
+
+// ProducerEnded, if set, is called by producer.End after it marked the end
+// of the stream and rang the consumer, before it waits for the drain.
+var ProducerEnded func(ring string)
