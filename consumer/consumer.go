@@ -407,7 +407,10 @@ func (c *Consumer) Run(ctx context.Context, h Handler) (err error) {
 	stopKick := context.AfterFunc(waitCtx, func() { _ = items.Kick() })
 	defer stopKick()
 
-	process := func(it ring.Item, buf []byte) {
+	// process verifies, handles and releases one item; it returns the
+	// release time (UnixNano; 0 when it failed), which the dispatcher also
+	// uses to time the item.
+	process := func(it ring.Item, buf []byte) int64 {
 		if buf != nil {
 			n := copy(buf, it.Data)
 			it.Data = buf[:n]
@@ -418,17 +421,17 @@ func (c *Consumer) Run(ctx context.Context, h Handler) (err error) {
 			if err := c.rd.Verify(it); err != nil {
 				c.badItems.Add(1)
 				fail(fmt.Errorf("item %d of %s: %w", it.Seq, c.names.Ring, err))
-				return
+				return 0
 			}
 		}
 		if err := h(it.Seq, it.Data); err != nil {
 			fail(fmt.Errorf("handler for item %d: %w", it.Seq, err))
-			return
+			return 0
 		}
 		n := uint64(len(it.Data))
 		if err := c.rd.Release(it.Seq); err != nil {
 			fail(fmt.Errorf("release item %d: %w", it.Seq, err))
-			return
+			return 0
 		}
 		c.items.Add(1)
 		c.bytes.Add(n)
@@ -443,6 +446,7 @@ func (c *Consumer) Run(ctx context.Context, h Handler) (err error) {
 		if err := space.Ring(); err != nil {
 			fail(fmt.Errorf("wake producer: %w", err))
 		}
+		return now
 	}
 	newBuf := func() []byte {
 		if c.opt.Copy {
@@ -496,10 +500,11 @@ dispatch:
 			if helpers > 0 && slow && idle.Load() > 0 && c.ring.Head() > it.Seq+1 {
 				idle.Add(-1)
 				work <- it // never blocks: at most Slots items are acquired
-			} else {
-				t0 := time.Now()
+			} else if helpers == 0 {
 				process(it, buf)
-				slow = time.Since(t0) >= handOffMin
+			} else {
+				t0 := time.Now().UnixNano()
+				slow = process(it, buf)-t0 >= int64(handOffMin)
 			}
 		case errors.Is(err, ring.ErrEmpty):
 			if err := c.waitItems(waitCtx, items); err != nil {

@@ -9,6 +9,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -459,4 +460,21 @@ func TestHugePagesOnWithoutPool(t *testing.T) {
 
 func contextWithTimeout(d time.Duration) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), d)
+}
+
+// TestCPUProfileEnv: SHMPC_CPUPROFILE=PREFIX makes both children of run
+// write a CPU profile, PREFIX.produce.PID.pprof and PREFIX.consume.PID.pprof.
+func TestCPUProfileEnv(t *testing.T) {
+	prefix := filepath.Join(t.TempDir(), "prof")
+	t.Setenv(profileEnv, prefix)
+	r := shmpc(t, 2*time.Minute, nil, "run", "-slots", "4", "-slot-size", "64KiB", "-count", "200", "-hugepages", "off")
+	require.Equal(t, 0, r.code, "stderr:\n%s", r.stderr)
+	for _, side := range []string{"produce", "consume"} {
+		files, err := filepath.Glob(prefix + "." + side + ".*.pprof")
+		require.NoError(t, err)
+		require.Len(t, files, 1, "one %s profile", side)
+		st, err := os.Stat(files[0])
+		require.NoError(t, err)
+		require.Positive(t, st.Size(), "%s profile is empty", side)
+	}
 }
