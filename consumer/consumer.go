@@ -563,6 +563,7 @@ const cleanupWait = 5 * time.Second
 // else will, so the consumer does (DESIGN.md failure table).
 func (c *Consumer) awaitCleanup() {
 	deadline := time.Now().Add(cleanupWait)
+	step := 500 * time.Microsecond
 	for {
 		if stale, err := c.lock.Stale(); err != nil || stale {
 			return // the producer removed the ring
@@ -575,11 +576,10 @@ func (c *Consumer) awaitCleanup() {
 			c.opt.Logf("the producer of %s did not remove the ring within %v after the stream was drained; leaving it to the producer (or shmpc gc)", c.names.Ring, cleanupWait)
 			return
 		}
-		ctx, stop := c.watch.Watch(context.Background(), true)
-		ctx2, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
-		<-ctx2.Done()
-		cancel()
-		stop()
+		// The producer removes the ring as soon as it sees the drain: look
+		// again soon, then less often.
+		time.Sleep(step)
+		step = min(2*step, 20*time.Millisecond)
 	}
 }
 

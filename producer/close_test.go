@@ -194,6 +194,7 @@ func TestEndRemovesRing(t *testing.T) {
 	select {
 	case err := <-runRes:
 		require.NoError(t, err)
+		t.Logf("the consumer's Run returned %v after End", time.Since(ended))
 		require.Less(t, time.Since(ended), time.Second, "the consumer returned promptly after End")
 	case <-time.After(5 * time.Second):
 		t.Fatal("consumer Run did not return after End")
