@@ -140,11 +140,12 @@ type Consumer struct {
 	fastWait    bool      // the producer was present at the last judgement: sleep armed, without a watch
 	drained     bool
 
-	mu      sync.Mutex              // guards the fields below, for a Close from another goroutine
-	ran     bool                    // Run was called
-	closed  bool                    // Close was called
-	stopRun context.CancelCauseFunc // ends a Run in progress (cause ErrClosed)
-	runDone chan struct{}           // closed when that Run returned
+	mu        sync.Mutex              // guards the fields below, for a Close from another goroutine
+	ran       bool                    // Run was called
+	closed    bool                    // Close was called
+	stopRun   context.CancelCauseFunc // ends a Run in progress (cause ErrClosed)
+	runDone   chan struct{}           // closed when that Run returned
+	closeDone chan struct{}           // closed when the first Close has finished
 }
 
 // Open attaches to ring name and takes the consumer role. If the ring does
@@ -735,14 +736,20 @@ func (c *Consumer) removeIfProducerGone() {
 // ring (its producer owns it) unless Run found the producer gone. A Run in
 // progress in another goroutine is stopped as if its context ended (the
 // items in flight are handled and released) and Close waits for it to
-// return. Close is idempotent.
+// return; so Close must not be called from the handler (return an error
+// from it instead). Close is idempotent: later calls return once the first
+// has finished.
 func (c *Consumer) Close() error {
 	c.mu.Lock()
 	if c.closed {
+		closeDone := c.closeDone
 		c.mu.Unlock()
+		<-closeDone // the first Close releases; later calls wait for it
 		return nil
 	}
 	c.closed = true
+	c.closeDone = make(chan struct{})
+	defer close(c.closeDone)
 	stop, done := c.stopRun, c.runDone
 	c.mu.Unlock()
 	if stop != nil {

@@ -200,8 +200,40 @@ func TestEndRemovesRing(t *testing.T) {
 		t.Fatal("consumer Run did not return after End")
 	}
 	require.EqualValues(t, 10, c.Stats().Items)
+	// The accessors work on a removed ring.
+	require.EqualValues(t, 10, p.Next())
+	require.True(t, p.Ended())
+	require.Equal(t, "normal", p.Pages())
 	_, err = p.Reserve(context.Background())
 	require.ErrorIs(t, err, producer.ErrClosed)
 	require.ErrorIs(t, p.End(context.Background()), producer.ErrClosed)
 	require.NoError(t, p.Close())
+}
+
+// TestSecondCloseWaitsForFirst: a Close that finds another Close under way
+// returns only once that one removed everything, so a process that exits
+// after its own (second) Close leaks nothing.
+func TestSecondCloseWaitsForFirst(t *testing.T) {
+	for range 20 {
+		name := uniqueName(t)
+		n, err := ringobj.For(name)
+		require.NoError(t, err)
+		o := small()
+		o.Wait = time.Minute
+		p, err := producer.Open(context.Background(), name, o)
+		require.NoError(t, err)
+		for range 2 {
+			require.NoError(t, p.Send(context.Background(), []byte("x")))
+		}
+		go func() {
+			time.Sleep(time.Duration(rand.IntN(2000)) * time.Microsecond)
+			_ = p.Close()
+		}()
+		_, err = p.Reserve(context.Background()) // the ring is full: waits until Close
+		require.ErrorIs(t, err, producer.ErrClosed)
+		within(t, 5*time.Second, "the second Close", func() { require.NoError(t, p.Close()) })
+		left, err := ringobj.Leftovers(n)
+		require.NoError(t, err)
+		require.Empty(t, left, "objects left when the second Close returned")
+	}
 }

@@ -20,8 +20,10 @@
 // A Producer is not safe for concurrent use: one goroutine reserves and
 // commits. The exception is Close, which may be called from another
 // goroutine to abort a Reserve or End that waits: the waiting call returns
-// ErrClosed, and Close removes the ring once it has. A Slot reserved before
-// Close must not be written after Close.
+// ErrClosed, and Close removes the ring once it has. Close unmaps the
+// slots, so it must not race with the owner writing into a reserved Slot:
+// to stop a producer that may be writing, cancel the context its Reserve
+// takes and let the owner call End or Close.
 //
 // # Fast path
 //
@@ -65,6 +67,7 @@ var (
 	ErrGeometry = errors.New("ring geometry differs")
 	ErrExists   = errors.New("ring exists")
 	ErrClosed   = os.ErrClosed
+	ErrEnded    = ring.ErrEnded // the stream ended: Reserve takes no more items (End finishes it)
 )
 
 // Defaults of Options.
@@ -175,7 +178,9 @@ type Producer struct {
 	givenSlots  int       // geometry as given (0: left out), checked against a resumed ring
 	givenSize   int
 	firstRes    bool
-	removed     bool // End or Close removed the ring
+	removed     bool   // End or Close removed the ring
+	lastHead    uint64 // the head when the ring was removed, for Next
+	flags       uint32 // the ring's flags, for Huge after the ring is gone
 
 	fastWait bool // the consumer was present at the last judgement: sleep armed, without a watch
 	monitor  bool // the peer monitor runs (Close stops it)
@@ -183,9 +188,10 @@ type Producer struct {
 	// use counts the calls in progress, plus closedBit once Close began;
 	// the call that brings it back to closedBit closes idle. Close waits
 	// for that before it removes what the calls use.
-	use      atomic.Int64
-	idle     chan struct{}
-	idleOnce sync.Once
+	use       atomic.Int64
+	idle      chan struct{}
+	idleOnce  sync.Once
+	closeDone chan struct{} // closed when the first Close has finished
 	// kickDone is the Done channel of the context whose end kicks the
 	// producer's doorbell (registered by sleepArmed); kickStop undoes it.
 	kickDone <-chan struct{}
@@ -228,7 +234,7 @@ func Open(ctx context.Context, name string, opt Options) (_ *Producer, err error
 	if err != nil {
 		return nil, fmt.Errorf("open producer: %w", err)
 	}
-	p := &Producer{opt: opt, names: names, started: time.Now(), givenSlots: givenSlots, givenSize: givenSize, idle: make(chan struct{})}
+	p := &Producer{opt: opt, names: names, started: time.Now(), givenSlots: givenSlots, givenSize: givenSize, idle: make(chan struct{}), closeDone: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			p.abandon()
@@ -264,6 +270,7 @@ func Open(ctx context.Context, name string, opt Options) (_ *Producer, err error
 	p.ring.SetProducerID(ring.Identity{PID: uint32(self.PID), Start: self.Start, Gen: prev.Gen + 1})
 	p.consumerGen = p.ring.ConsumerID().Gen
 	p.w = p.ring.Writer()
+	p.flags = p.ring.Flags()
 	p.toConsumer = ringobj.Bell{Waiting: p.ring.ConsumerWaiting(), Sem: p.sems.Filled}
 	p.space = ringobj.Bell{Waiting: p.ring.ProducerWaiting(), Sem: p.sems.Empty}
 	if err := p.sems.Ready.Post(); err != nil {
@@ -428,17 +435,35 @@ func (p *Producer) create(uid int) error {
 // Name returns the ring's NAME.
 func (p *Producer) Name() string { return p.names.Ring }
 
-// Ring returns the ring the producer writes (for stats and inspection).
+// Ring returns the ring the producer writes (for stats and inspection),
+// valid until End or Close removes it.
 func (p *Producer) Ring() *ring.Ring { return p.ring }
 
 // Resumed reports whether Open resumed an existing ring.
 func (p *Producer) Resumed() bool { return p.resumed }
 
-// Next returns the sequence number the next committed item gets.
-func (p *Producer) Next() uint64 { return p.ring.Head() }
+// Next returns the sequence number the next committed item gets (after End
+// or Close: the number of items committed).
+func (p *Producer) Next() uint64 {
+	if p.removed {
+		return p.lastHead
+	}
+	return p.ring.Head()
+}
+
+// Ended reports whether the ring's stream has ended: Reserve takes no more
+// items and End finishes the stream. It is so after End, and at Open for a
+// resumed ring whose producer died in End, before the drain.
+func (p *Producer) Ended() bool {
+	if p.removed {
+		return true
+	}
+	_, ended := p.ring.End()
+	return ended
+}
 
 // Huge reports whether the segment is backed by huge pages.
-func (p *Producer) Huge() bool { return p.ring.Flags()&ring.FlagHuge != 0 }
+func (p *Producer) Huge() bool { return p.flags&ring.FlagHuge != 0 }
 
 // Pages returns "huge" or "normal".
 func (p *Producer) Pages() string {
@@ -716,12 +741,14 @@ func (p *Producer) lossReport() string {
 // removes every object of the ring (segment, semaphores, lock file) by the
 // ids it holds; a consumer still attached keeps its mapping and treats the
 // producer as gone. A Reserve or End waiting in another goroutine returns
-// ErrClosed first. Close is idempotent.
+// ErrClosed first. Close is idempotent: later calls return once the first
+// has finished.
 func (p *Producer) Close() error {
 	var busy int64
 	for {
 		old := p.use.Load()
 		if old&closedBit != 0 {
+			<-p.closeDone // the first Close removes; later calls wait for it
 			return nil
 		}
 		if p.use.CompareAndSwap(old, old|closedBit) {
@@ -729,6 +756,7 @@ func (p *Producer) Close() error {
 			break
 		}
 	}
+	defer close(p.closeDone)
 	if busy != 0 {
 		// Wake a sleeper on either semaphore; it sees closing() and leaves.
 		_ = p.space.Kick()
@@ -745,6 +773,9 @@ func (p *Producer) Close() error {
 // last (the lock file is what gc judges ownership by), then lets go.
 func (p *Producer) remove() error {
 	p.stopWaking()
+	if p.ring != nil {
+		p.lastHead = p.ring.Head()
+	}
 	var errs []error
 	if p.seg != nil {
 		if err := p.seg.Remove(); err != nil && !errors.Is(err, fs.ErrNotExist) {

@@ -234,31 +234,50 @@ func TestProducerDiedBeforeCleanup(t *testing.T) {
 
 // TestProducerDiedAfterEnd: the producer marked the end of the stream and
 // died before the consumer drained it (the consumer was killed too, with
-// items unreleased). A new producer on the NAME resumes the ended ring
-// (nothing left to send), a new consumer drains it, the producer removes
-// it: both exit 0, every item delivered, repeats only of the unreleased.
+// items unreleased): at -count, or early, at its head, after a SIGINT. A
+// new producer on the NAME resumes the ended ring (nothing left to send),
+// a new consumer drains it, the producer removes it: both exit 0, every
+// item of the stream delivered, repeats only of the unreleased.
 func TestProducerDiedAfterEnd(t *testing.T) {
-	name := ringName(t)
-	m1, m2 := tempFile(t, "m1"), tempFile(t, "m2")
-	const items = 30
-	c := startFault(t, "consume-in-handler:25", "consume", "-name", name, "-workers", "1", "-manifest", m1, "-peer-timeout", "30s")
-	p := startFault(t, "produce-ended", "produce", "-name", name, "-slots", "8", "-slot-size", "4096", "-count", strconv.Itoa(items),
-		"-hugepages", "off", "-peer-timeout", "30s")
-	p.waitStderr(t, "fault produce-ended", 30*time.Second)
-	c.waitStderr(t, "fault consume-in-handler 25", 30*time.Second)
-	kill(t, p)
-	kill(t, c)
+	for _, early := range []bool{false, true} {
+		t.Run(fmt.Sprintf("early=%v", early), func(t *testing.T) {
+			name := ringName(t)
+			n, _ := ringobj.For(name)
+			m1, m2 := tempFile(t, "m1"), tempFile(t, "m2")
+			// The consumer holds item hold in its handler: with 25 the
+			// producer commits all 30 items and ends at -count; with 5 the
+			// ring fills at head 13, where SIGINT ends the stream.
+			const items, slots = 30, 8
+			hold := uint64(25)
+			if early {
+				hold = 5
+			}
+			c := startFault(t, fmt.Sprintf("consume-in-handler:%d", hold), "consume", "-name", name, "-workers", "1", "-manifest", m1, "-peer-timeout", "30s")
+			p := startFault(t, "produce-ended", "produce", "-name", name, "-slots", strconv.Itoa(slots), "-slot-size", "4096", "-count", strconv.Itoa(items),
+				"-hugepages", "off", "-peer-timeout", "30s")
+			c.waitStderr(t, fmt.Sprintf("fault consume-in-handler %d", hold), 30*time.Second)
+			want := uint64(items)
+			if early {
+				waitFull(t, n, slots)
+				require.NoError(t, p.c.Process.Signal(os.Interrupt))
+				want = hold + slots
+			}
+			p.waitStderr(t, "fault produce-ended", 30*time.Second)
+			kill(t, p)
+			kill(t, c)
 
-	p2 := start(t, time.Minute, nil, "produce", "-name", name, "-hugepages", "off")
-	p2.waitStderr(t, "nothing left to send", 30*time.Second)
-	c2 := start(t, time.Minute, nil, "consume", "-name", name, "-manifest", m2)
-	pr := p2.wait(t, time.Minute)
-	require.Equal(t, 0, pr.code, pr.stderr)
-	require.Contains(t, pr.stderr, fmt.Sprintf("resuming ring %s at item %d", name, items))
-	cr := c2.wait(t, time.Minute)
-	require.Equal(t, 0, cr.code, cr.stderr)
-	all := append(readManifest(t, m1), readManifest(t, m2)...)
-	checkDelivery(t, all, items, 4096, 4096, true)
+			p2 := start(t, time.Minute, nil, "produce", "-name", name, "-hugepages", "off")
+			p2.waitStderr(t, "nothing left to send", 30*time.Second)
+			c2 := start(t, time.Minute, nil, "consume", "-name", name, "-manifest", m2)
+			pr := p2.wait(t, time.Minute)
+			require.Equal(t, 0, pr.code, pr.stderr)
+			require.Contains(t, pr.stderr, fmt.Sprintf("resuming ring %s at item %d", name, want))
+			cr := c2.wait(t, time.Minute)
+			require.Equal(t, 0, cr.code, cr.stderr)
+			all := append(readManifest(t, m1), readManifest(t, m2)...)
+			checkDelivery(t, all, want, 4096, 4096, true)
+		})
+	}
 }
 
 // TestIntegrityErrorStops: a payload changed after its CRC was computed is

@@ -162,8 +162,15 @@ func flagSet(fs *flag.FlagSet, name string) bool {
 }
 
 // producePattern sends items [p.Next(), items) of the DESIGN.md payload:
-// full slots, and a shorter last one when total is not a multiple.
+// full slots, and a shorter last one when total is not a multiple; nothing
+// when the ring's stream has ended.
 func producePattern(ctx context.Context, p *producer.Producer, items, total, slotSize uint64, sum *produceSummary) error {
+	if p.Ended() {
+		// A resumed ring whose stream ended (at -count, or earlier by a
+		// signal) before its producer died: nothing more can be sent; End
+		// waits for the drain of what is there.
+		return nil
+	}
 	f := faultFromEnv()
 	for seq := p.Next(); seq < items; seq++ {
 		if err := ctx.Err(); err != nil {

@@ -226,8 +226,9 @@ func (b Bell) Sleep(ctx context.Context, ready func() bool) error {
 // peer's presence changes (the peer monitor, peer.Watcher.Start, does it)
 // and one when the caller's context ends (context.AfterFunc, registered
 // once per context rather than once per sleep). A wake-up lost to a
-// scribbled doorbell word, or a semaphore whose file was truncated (no
-// post reaches it), delays the next look by at most Recheck.
+// scribbled doorbell word delays the next look by at most Recheck; a
+// semaphore whose file was truncated under the sleeper (no post reaches
+// it) ends the sleep within Recheck with the semaphore's ErrInvalid.
 func (b Bell) SleepArmed(ready func() bool) error {
 	for !ready() {
 		b.Waiting.Store(1)
