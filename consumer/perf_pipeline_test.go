@@ -2,10 +2,7 @@ package consumer_test
 
 import (
 	"context"
-	crand "crypto/rand"
-	"encoding/hex"
 	"fmt"
-	"os"
 	"runtime"
 	"sync/atomic"
 	"testing"
@@ -15,7 +12,7 @@ import (
 
 	"github.com/shmpc/shmpc/consumer"
 	"github.com/shmpc/shmpc/internal/payload"
-	"github.com/shmpc/shmpc/internal/ringobj"
+	"github.com/shmpc/shmpc/internal/testutil"
 	"github.com/shmpc/shmpc/producer"
 	"github.com/shmpc/shmpc/shm"
 )
@@ -24,27 +21,7 @@ import (
 // normal pages, driven like the CLI drives them (payload.Fill straight
 // into the slot, CommitCRC; a consumer that verifies every item).
 
-func perfName(tb testing.TB) string {
-	tb.Helper()
-	var b [3]byte
-	_, _ = crand.Read(b[:])
-	name := fmt.Sprintf("perf%d-%s", os.Getpid(), hex.EncodeToString(b[:]))
-	n, err := ringobj.For(name)
-	require.NoError(tb, err)
-	tb.Cleanup(func() {
-		left, err := ringobj.Leftovers(n)
-		require.NoError(tb, err)
-		if len(left) > 0 {
-			tb.Errorf("ring %s left objects behind: %v", name, left)
-			if info, err := shm.Lookup(n.Key); err == nil {
-				_ = shm.RemoveID(info.ID)
-			}
-			_ = ringobj.UnlinkSems(n)
-			_ = os.Remove(n.Lock)
-		}
-	})
-	return name
-}
+func perfName(tb testing.TB) string { return testutil.RingName(tb, "perf") }
 
 // pipeline moves count items of size bytes through a ring of slots slots.
 // atItem, if not nil, is called by the handler with the number of items

@@ -2,8 +2,6 @@ package consumer_test
 
 import (
 	"context"
-	crand "crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -20,7 +18,7 @@ import (
 
 	"github.com/shmpc/shmpc/consumer"
 	"github.com/shmpc/shmpc/internal/payload"
-	"github.com/shmpc/shmpc/internal/ringobj"
+	"github.com/shmpc/shmpc/internal/testutil"
 	"github.com/shmpc/shmpc/producer"
 	"github.com/shmpc/shmpc/shm"
 )
@@ -71,27 +69,7 @@ func runProducer(spec string) int {
 	return 0
 }
 
-func uniqueName(t *testing.T) string {
-	t.Helper()
-	var b [3]byte
-	_, _ = crand.Read(b[:])
-	name := fmt.Sprintf("c%d-%s", os.Getpid(), hex.EncodeToString(b[:]))
-	n, err := ringobj.For(name)
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		left, err := ringobj.Leftovers(n)
-		require.NoError(t, err)
-		if len(left) > 0 {
-			t.Errorf("ring %s left objects behind: %v", name, left)
-			if info, err := shm.Lookup(n.Key); err == nil {
-				_ = shm.RemoveID(info.ID)
-			}
-			_ = ringobj.UnlinkSems(n)
-			_ = os.Remove(n.Lock)
-		}
-	})
-	return name
-}
+func uniqueName(t *testing.T) string { return testutil.RingName(t, "c") }
 
 // startProducer starts a producer process for ring name.
 func startProducer(t *testing.T, name string, slots, slotSize int, count uint64) (wait func() (int, string)) {

@@ -2,8 +2,6 @@ package producer_test
 
 import (
 	"context"
-	crand "crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -13,7 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
-	"github.com/shmpc/shmpc/internal/ringobj"
+	"github.com/shmpc/shmpc/internal/testutil"
 	"github.com/shmpc/shmpc/producer"
 	"github.com/shmpc/shmpc/ring"
 	"github.com/shmpc/shmpc/shm"
@@ -21,27 +19,7 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-func uniqueName(t *testing.T) string {
-	t.Helper()
-	var b [3]byte
-	_, _ = crand.Read(b[:])
-	name := fmt.Sprintf("p%d-%s", os.Getpid(), hex.EncodeToString(b[:]))
-	n, err := ringobj.For(name)
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		left, err := ringobj.Leftovers(n)
-		require.NoError(t, err)
-		if len(left) > 0 {
-			t.Errorf("ring %s left objects behind: %v", name, left)
-			if info, err := shm.Lookup(n.Key); err == nil {
-				_ = shm.RemoveID(info.ID)
-			}
-			_ = ringobj.UnlinkSems(n)
-			_ = os.Remove(n.Lock)
-		}
-	})
-	return name
-}
+func uniqueName(t *testing.T) string { return testutil.RingName(t, "p") }
 
 func small() producer.Options {
 	return producer.Options{Slots: 2, SlotSize: 4096, HugePages: shm.Off, Wait: 200 * time.Millisecond}

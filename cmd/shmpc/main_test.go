@@ -4,15 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -23,8 +19,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/shmpc/shmpc/internal/payload"
-	"github.com/shmpc/shmpc/internal/ringobj"
-	"github.com/shmpc/shmpc/shm"
+	"github.com/shmpc/shmpc/internal/testutil"
 )
 
 // The test binary doubles as the shmpc command: with this variable set it
@@ -42,38 +37,11 @@ func TestMain(m *testing.M) {
 // ringName returns a NAME unique to the test and this process, and makes
 // the test fail (after removing them) if any of the ring's objects remain
 // when it ends.
-func ringName(t *testing.T) string {
-	t.Helper()
-	var b [3]byte
-	_, _ = rand.Read(b[:])
-	base := regexp.MustCompile(`[^A-Za-z0-9]+`).ReplaceAllString(t.Name(), "-")
-	if len(base) > 36 {
-		base = base[len(base)-36:]
-	}
-	name := fmt.Sprintf("t%d-%s-%s", os.Getpid(), hex.EncodeToString(b[:]), base)
-	require.NoError(t, shm.ValidName(name))
-	t.Cleanup(func() { requireNoLeftovers(t, name) })
-	return name
-}
+func ringName(t *testing.T) string { return testutil.RingName(t, "t") }
 
 // requireNoLeftovers fails the test if any object of ring name exists, and
 // removes what it finds (only the ring's own, exactly named objects).
-func requireNoLeftovers(t *testing.T, name string) {
-	t.Helper()
-	n, err := ringobj.For(name)
-	require.NoError(t, err)
-	left, err := ringobj.Leftovers(n)
-	require.NoError(t, err)
-	if len(left) == 0 {
-		return
-	}
-	t.Errorf("ring %s left objects behind: %v", name, left)
-	if info, err := shm.Lookup(n.Key); err == nil {
-		_ = shm.RemoveID(info.ID)
-	}
-	_ = ringobj.UnlinkSems(n)
-	_ = os.Remove(n.Lock)
-}
+func requireNoLeftovers(t *testing.T, name string) { testutil.RequireNoLeftovers(t, name) }
 
 // cmd prepares the shmpc command with args. Every command gets a hard
 // bound through ctx.
