@@ -8,7 +8,8 @@ import (
 	"golang.org/x/sys/cpu"
 )
 
-// The assembly kernels and what they need. AVX-512 Foundation gives the
+// The assembly kernels and what they need. The scalar kernel needs SSE4.2
+// (CRC32) and BMI2 (SHLX, SHRX). AVX-512 Foundation gives the
 // ZMM registers, mask registers, VPTERNLOGQ and the 128-bit lane shuffles;
 // VPCLMULQDQ the carry-less multiplication of whole YMM/ZMM registers;
 // SSE4.2 the final CRC32 instructions. cpu.X86 reports AVX-512 (and AVX2)
@@ -16,6 +17,7 @@ import (
 // VPCLMULQDQ only with AVX-512, so the AVX2 kernel asks CPUID itself.
 const (
 	kernelNone = iota
+	kernelScalar
 	kernelAVX2
 	kernelAVX512
 )
@@ -25,14 +27,19 @@ var kernel = detectKernel()
 var haveKernel = kernel != kernelNone
 
 func detectKernel() int {
-	if !cpu.X86.HasSSE42 || !cpu.X86.HasPCLMULQDQ {
+	if !cpu.X86.HasSSE42 {
 		return kernelNone
 	}
-	if cpu.X86.HasAVX512F && cpu.X86.HasAVX512VPCLMULQDQ {
+	if cpu.X86.HasPCLMULQDQ && cpu.X86.HasAVX512F && cpu.X86.HasAVX512VPCLMULQDQ {
 		return kernelAVX512
 	}
-	if cpu.X86.HasAVX2 && hasVPCLMULQDQ() {
+	if cpu.X86.HasPCLMULQDQ && cpu.X86.HasAVX2 && hasVPCLMULQDQ() {
 		return kernelAVX2
+	}
+	// Intel before Ice Lake, AMD before Zen 3: CRC32 instructions and
+	// BMI2's shifts (Haswell, Zen 1 and later).
+	if cpu.X86.HasBMI2 {
+		return kernelScalar
 	}
 	return kernelNone
 }
@@ -52,6 +59,8 @@ func kernelName() string {
 		return "avx512"
 	case kernelAVX2:
 		return "avx2"
+	case kernelScalar:
+		return "sse42"
 	}
 	return "go"
 }
@@ -122,7 +131,19 @@ func fillWithNT(k int, g *Generator, dst []byte, seq uint64, nt bool) uint32 {
 	}
 	var seeds [8]uint64
 	c := uint64(0)
-	for len(dst) >= 2*ChunkBytes {
+	if k == kernelScalar {
+		// Whole groups of three chunks; the rest on the portable path.
+		var seeds3 [3]uint64
+		var out [3]uint32
+		for len(dst) >= 3*ChunkBytes {
+			seeds3 = [3]uint64{ChunkSeed(seq, c), ChunkSeed(seq, c+1), ChunkSeed(seq, c+2)}
+			genCRC3(&dst[0], &seeds3, state, nt, &out)
+			state = combine3(&out)
+			dst = dst[3*ChunkBytes:]
+			c += 3
+		}
+	}
+	for k != kernelScalar && len(dst) >= 2*ChunkBytes {
 		n := min(len(dst)/ChunkBytes, group)
 		for k := range n {
 			seeds[k] = ChunkSeed(seq, c+uint64(k))
@@ -162,6 +183,16 @@ func checksumKernel(b []byte) uint32 { return checksumWith(kernel, b) }
 func checksumWith(k int, b []byte) uint32 {
 	var n int
 	var state uint32
+	if k == kernelScalar {
+		// Blocks of 24 KiB, three chains each; the rest with hash/crc32.
+		state = ^uint32(0)
+		var out [3]uint32
+		for ; n+3*ChunkBytes <= len(b); n += 3 * ChunkBytes {
+			crc3(state, &b[n], &out)
+			state = combine3(&out)
+		}
+		return crc32.Update(^state, castagnoli, b[n:])
+	}
 	if k == kernelAVX512 {
 		n = len(b) &^ 255
 		state = crcBlocks(^uint32(0), &b[0], n, consts)

@@ -14,7 +14,7 @@ import (
 func needKernel(t testing.TB) {
 	t.Helper()
 	if !haveKernel {
-		t.Skip("this CPU lacks VPCLMULQDQ with AVX2 or AVX-512: no kernel can run, Fill uses the portable code")
+		t.Skip("this CPU lacks SSE4.2 with BMI2: no kernel can run, Fill uses the portable code")
 	}
 }
 
@@ -27,10 +27,13 @@ func kernels(t testing.TB) []int {
 	if kernel == kernelAVX512 && cpu.X86.HasAVX2 && hasVPCLMULQDQ() {
 		ks = append(ks, kernelAVX2)
 	}
+	if kernel != kernelScalar && cpu.X86.HasBMI2 {
+		ks = append(ks, kernelScalar)
+	}
 	return ks
 }
 
-var kernelNames = map[int]string{kernelAVX512: "avx512", kernelAVX2: "avx2"}
+var kernelNames = map[int]string{kernelAVX512: "avx512", kernelAVX2: "avx2", kernelScalar: "sse42"}
 
 // checkKernel fills a buffer with the kernel and with the portable code and
 // requires the same bytes and CRC. The kernel's destination starts full of
@@ -161,7 +164,7 @@ func TestKernelChecksum(t *testing.T) {
 	ks := kernels(t)
 	rapid.Check(t, func(t *rapid.T) {
 		k := rapid.SampledFrom(ks).Draw(t, "kernel")
-		n := rapid.IntRange(kernelMinChecksum, 40000).Draw(t, "len")
+		n := rapid.IntRange(kernelMinChecksum, 100000).Draw(t, "len")
 		off := rapid.IntRange(0, 63).Draw(t, "offset")
 		buf := make([]byte, off+n)
 		fillFrom(buf, rapid.Uint64().Draw(t, "seed")|1)
@@ -188,5 +191,24 @@ func BenchmarkChecksum8MiBAVX2(b *testing.B) {
 	b.SetBytes(int64(len(buf)))
 	for b.Loop() {
 		checksumWith(kernelAVX2, buf)
+	}
+}
+
+func BenchmarkFillRingScalar(b *testing.B) {
+	if !cpu.X86.HasSSE42 || !cpu.X86.HasBMI2 {
+		b.Skip("no SSE4.2 and BMI2")
+	}
+	benchRing(b, func(dst []byte, seq uint64) uint32 { return fillWith(kernelScalar, nil, dst, seq) })
+}
+
+func BenchmarkChecksum8MiBScalar(b *testing.B) {
+	if !cpu.X86.HasSSE42 || !cpu.X86.HasBMI2 {
+		b.Skip("no SSE4.2 and BMI2")
+	}
+	buf := make([]byte, 8<<20)
+	Fill(buf, 1)
+	b.SetBytes(int64(len(buf)))
+	for b.Loop() {
+		checksumWith(kernelScalar, buf)
 	}
 }

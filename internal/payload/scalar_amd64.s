@@ -1,0 +1,120 @@
+//go:build !purego
+
+#include "textflag.h"
+
+// The scalar kernel, for amd64 CPUs with SSE4.2 but without VPCLMULQDQ:
+// three chunks at a time, each its own xorshift64 stream and its own CRC32
+// chain (CRC32Q), interleaved so that the three dependency chains overlap.
+
+// XS3 steps the state in s by xorshift64 (shifts 13, 7, 17), with t as a
+// temporary; SI, R11 and R12 hold the shift counts 13, 7 and 17 (BMI2's
+// three-operand shifts spare the copies).
+#define XS3(s, t) \
+	SHLXQ SI, s, t; XORQ t, s; \
+	SHRXQ R11, s, t; XORQ t, s; \
+	SHLXQ R12, s, t; XORQ t, s
+
+// func genCRC3(dst *byte, seeds *[3]uint64, state uint32, nt bool, out *[3]uint32)
+//
+// Writes the three whole chunks at dst (24 KiB) and leaves in out the CRC
+// registers of the three chains: chain 0 starts from state, chains 1 and 2
+// from 0. With nt the stores are non-temporal (MOVNTI).
+TEXT ·genCRC3(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ seeds+8(FP), SI
+	MOVL state+16(FP), R8
+	MOVBLZX nt+20(FP), R11
+	MOVQ 0(SI), AX
+	MOVQ 8(SI), BX
+	MOVQ 16(SI), CX
+	XORL R9, R9
+	XORL R10, R10
+	MOVQ $512, DX // pairs of words per chunk
+	MOVQ $13, SI
+	MOVQ $17, R12
+	TESTQ R11, R11
+	MOVQ $7, R11
+	JNZ ntloop
+
+loop:
+	XS3(AX, R13)
+	XS3(BX, R14)
+	XS3(CX, R15)
+	MOVQ AX, 0(DI)
+	MOVQ BX, 8192(DI)
+	MOVQ CX, 16384(DI)
+	CRC32Q AX, R8
+	CRC32Q BX, R9
+	CRC32Q CX, R10
+	XS3(AX, R13)
+	XS3(BX, R14)
+	XS3(CX, R15)
+	MOVQ AX, 8(DI)
+	MOVQ BX, 8200(DI)
+	MOVQ CX, 16392(DI)
+	CRC32Q AX, R8
+	CRC32Q BX, R9
+	CRC32Q CX, R10
+	ADDQ $16, DI
+	DECQ DX
+	JNZ loop
+	JMP done
+
+ntloop:
+	XS3(AX, R13)
+	XS3(BX, R14)
+	XS3(CX, R15)
+	MOVNTIQ AX, 0(DI)
+	MOVNTIQ BX, 8192(DI)
+	MOVNTIQ CX, 16384(DI)
+	CRC32Q AX, R8
+	CRC32Q BX, R9
+	CRC32Q CX, R10
+	XS3(AX, R13)
+	XS3(BX, R14)
+	XS3(CX, R15)
+	MOVNTIQ AX, 8(DI)
+	MOVNTIQ BX, 8200(DI)
+	MOVNTIQ CX, 16392(DI)
+	CRC32Q AX, R8
+	CRC32Q BX, R9
+	CRC32Q CX, R10
+	ADDQ $16, DI
+	DECQ DX
+	JNZ ntloop
+	SFENCE
+
+done:
+	MOVQ out+24(FP), R12
+	MOVL R8, 0(R12)
+	MOVL R9, 4(R12)
+	MOVL R10, 8(R12)
+	RET
+
+// func crc3(state uint32, p *byte, out *[3]uint32)
+//
+// Leaves in out the CRC registers of three chains over the three 8 KiB
+// thirds of the 24 KiB at p: chain 0 starts from state, chains 1 and 2
+// from 0.
+TEXT ·crc3(SB), NOSPLIT, $0-24
+	MOVL state+0(FP), R8
+	MOVQ p+8(FP), SI
+	MOVQ out+16(FP), R12
+	XORL R9, R9
+	XORL R10, R10
+	MOVQ $512, DX // pairs of words per third
+
+loop3:
+	CRC32Q 0(SI), R8
+	CRC32Q 8192(SI), R9
+	CRC32Q 16384(SI), R10
+	CRC32Q 8(SI), R8
+	CRC32Q 8200(SI), R9
+	CRC32Q 16392(SI), R10
+	ADDQ $16, SI
+	DECQ DX
+	JNZ loop3
+	MOVL R8, 0(R12)
+	MOVL R9, 4(R12)
+	MOVL R10, 8(R12)
+	RET
