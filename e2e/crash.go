@@ -286,8 +286,17 @@ func consumerKilled(tr *Trial, resume bool) {
 		}
 	}
 	point := tr.pick("mid-transfer", "in-handler", "in-handler-full-ring", "blocked-empty")
-	tr.variant("kill point %s", point)
 	n := tr.faultItem(st)
+	if point == "in-handler-full-ring" {
+		// The ring fills behind item n only if the stream has n+slots
+		// items: the release frontier stays at n.
+		if st.items <= uint64(st.slots) {
+			point = "in-handler"
+		} else if n+uint64(st.slots) > st.items {
+			n = uint64(tr.intn(int(st.items)-st.slots)) + 1
+		}
+	}
+	tr.variant("kill point %s", point)
 	var copt procOpt
 	if strings.HasPrefix(point, "in-handler") {
 		copt.fault = fmt.Sprintf("consume-in-handler:%d", n)
