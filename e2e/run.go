@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -233,4 +234,41 @@ func SortedFailures(results []Result) []Result {
 		return a.Trial < b.Trial
 	})
 	return out
+}
+
+// tempSemRE matches the temporary files that semaphore creation the glibc
+// way (a named temporary linked to the final name) leaves behind when the
+// creator dies between the two steps.
+var tempSemRE = regexp.MustCompile(`^sem\.[A-Za-z0-9]{6}$`)
+
+// TempSemFiles lists the temporary semaphore files in /dev/shm now.
+func TempSemFiles() (map[string]bool, error) {
+	ents, err := os.ReadDir("/dev/shm")
+	if err != nil {
+		return nil, err
+	}
+	m := map[string]bool{}
+	for _, e := range ents {
+		if tempSemRE.MatchString(e.Name()) {
+			m[e.Name()] = true
+		}
+	}
+	return m, nil
+}
+
+// NewTempSemFiles returns the temporary semaphore files that exist now and
+// not in before: files the run's killed processes left behind.
+func NewTempSemFiles(before map[string]bool) ([]string, error) {
+	now, err := TempSemFiles()
+	if err != nil {
+		return nil, err
+	}
+	var left []string
+	for name := range now {
+		if !before[name] {
+			left = append(left, name)
+		}
+	}
+	sort.Strings(left)
+	return left, nil
 }

@@ -22,9 +22,11 @@ const openTries = 50
 
 // Create creates a new semaphore with the given initial value, failing with
 // an error matching fs.ErrExist if the name exists (sem_open with
-// O_CREAT|O_EXCL). As glibc does, it writes the 32-byte image to a temporary
-// file /dev/shm/sem.XXXXXX and links it to the final name, so no process
-// ever sees a partial semaphore. Unlike glibc, it sets the file's permission
+// O_CREAT|O_EXCL). It writes the 32-byte image to an unnamed file in
+// /dev/shm (O_TMPFILE) and links it to the final name, so no process ever
+// sees a partial semaphore and a process killed while creating leaves no
+// file behind; where O_TMPFILE or /proc/self/fd is missing it uses a
+// temporary file /dev/shm/sem.XXXXXX, as glibc does. Unlike glibc, it sets the file's permission
 // bits to exactly perm with fchmod, so the umask cannot narrow them; perm
 // may hold only permission bits (0o777). A value above ValueMax is EINVAL.
 // The caller owns the returned Semaphore and must Close it; the file stays
@@ -158,11 +160,24 @@ func openFile(n semName) (*Semaphore, error) {
 	return s, nil
 }
 
-// createFile makes a new semaphore file the way glibc does: a temporary file
-// holding the complete image, linked to the final name. link fails with
-// EEXIST if the name exists; the temporary is removed in every case.
+// createFile makes a new semaphore file: a file holding the complete
+// image, linked to the final name (unnamed if it can be, else a temporary
+// name that is removed in every case). It fails with EEXIST if the name
+// exists.
 func createFile(n semName, value uint32, perm os.FileMode) (*Semaphore, error) {
-	var fd int
+	// An unnamed file (O_TMPFILE) linked to the name once it holds the
+	// image: a process killed at any point leaves no file behind. Where
+	// the file system or /proc cannot do that, a named temporary file, as
+	// glibc uses, which a kill before the unlink leaves behind.
+	fd, err := openTmpfile(perm)
+	if err == nil {
+		s, err := fillAndLink(n, fd, value, perm, "", func() error {
+			return unix.Linkat(unix.AT_FDCWD, fmt.Sprintf("/proc/self/fd/%d", fd), unix.AT_FDCWD, n.path, unix.AT_SYMLINK_FOLLOW)
+		})
+		if err == nil || !errors.Is(err, errNoTmpfileLink) {
+			return s, err
+		}
+	}
 	var tmp string
 	for i := 0; ; i++ {
 		tmp = Dir + filePrefix + tempSuffix()
@@ -181,13 +196,38 @@ func createFile(n semName, value uint32, perm os.FileMode) (*Semaphore, error) {
 		}
 	}
 	defer unix.Unlink(tmp)
+	return fillAndLink(n, fd, value, perm, tmp, func() error { return unix.Link(tmp, n.path) })
+}
 
+// errNoTmpfileLink marks a failure to link an O_TMPFILE file (no /proc,
+// say): createFile then takes the named temporary file.
+var errNoTmpfileLink = errors.New("cannot link an unnamed file")
+
+// openTmpfile opens an unnamed file in Dir, or fails where the file system
+// does not support O_TMPFILE.
+func openTmpfile(perm os.FileMode) (int, error) {
+	var fd int
+	err := ignoringEINTR(func() (err error) {
+		fd, err = unix.Open(Dir, unix.O_TMPFILE|unix.O_RDWR|unix.O_CLOEXEC, uint32(perm))
+		return err
+	})
+	return fd, err
+}
+
+// fillAndLink sets fd's mode to perm, writes the semaphore's image, maps it
+// and gives it the name with link; it closes fd on failure. tmp names the
+// file in errors ("" for an unnamed file).
+func fillAndLink(n semName, fd int, value uint32, perm os.FileMode, tmp string, link func() error) (*Semaphore, error) {
+	where := tmp
+	if where == "" {
+		where = Dir + " (unnamed)"
+	}
 	fail := func(err error) (*Semaphore, error) {
 		unix.Close(fd)
 		return nil, err
 	}
 	if err := ignoringEINTR(func() error { return unix.Fchmod(fd, uint32(perm)) }); err != nil {
-		return fail(&os.PathError{Op: "fchmod", Path: tmp, Err: err})
+		return fail(&os.PathError{Op: "fchmod", Path: where, Err: err})
 	}
 	img := image(value)
 	for off := 0; off < len(img); {
@@ -197,7 +237,7 @@ func createFile(n semName, value uint32, perm os.FileMode) (*Semaphore, error) {
 			return err
 		})
 		if err != nil {
-			return fail(&os.PathError{Op: "write", Path: tmp, Err: err})
+			return fail(&os.PathError{Op: "write", Path: where, Err: err})
 		}
 		off += w
 	}
@@ -205,9 +245,12 @@ func createFile(n semName, value uint32, perm os.FileMode) (*Semaphore, error) {
 	if err != nil {
 		return fail(err)
 	}
-	if err := ignoringEINTR(func() error { return unix.Link(tmp, n.path) }); err != nil {
+	if err := ignoringEINTR(link); err != nil {
 		s.Close()
-		return nil, &os.LinkError{Op: "link", Old: tmp, New: n.path, Err: err}
+		if tmp == "" && err != unix.EEXIST {
+			return nil, fmt.Errorf("%w: %w", errNoTmpfileLink, err)
+		}
+		return nil, &os.LinkError{Op: "link", Old: where, New: n.path, Err: err}
 	}
 	return s, nil
 }

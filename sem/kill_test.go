@@ -2,7 +2,12 @@ package sem_test
 
 import (
 	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
 	"os/exec"
+	"regexp"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -101,5 +106,61 @@ func TestKillBlockedWaiter(t *testing.T) {
 	defer o.Close()
 	if v := mustValue(t, o); v != 40 {
 		t.Fatalf("value through a new handle: %d", v)
+	}
+}
+
+// TestKillDuringCreate SIGKILLs a process that creates semaphores in a
+// loop, at random moments, 30 times: no temporary file may be left in
+// /dev/shm (Create builds the semaphore in an unnamed O_TMPFILE file and
+// links it whole). The named semaphores the victims created and had not
+// yet unlinked are theirs (a killed sem_open user leaves those too) and
+// are removed here.
+func TestKillDuringCreate(t *testing.T) {
+	temp := regexp.MustCompile(`^sem\.[A-Za-z0-9]{6}$`)
+	temps := func() map[string]bool {
+		ents, err := os.ReadDir(sem.Dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := map[string]bool{}
+		for _, e := range ents {
+			if temp.MatchString(e.Name()) {
+				m[e.Name()] = true
+			}
+		}
+		return m
+	}
+	before := temps()
+	prefix := fmt.Sprintf("shmpc-killcreate-%d-%d", os.Getpid(), rand.IntN(1<<30))
+	t.Cleanup(func() {
+		ents, _ := os.ReadDir(sem.Dir)
+		for _, e := range ents {
+			if strings.HasPrefix(e.Name(), "sem."+prefix+"-") {
+				_ = sem.Unlink(strings.TrimPrefix(e.Name(), "sem."))
+			}
+		}
+	})
+	for i := range 30 {
+		v := startHelper(t, "create-loop", fmt.Sprintf("%s-%d", prefix, i))
+		v.expectLine(t, 10*time.Second, "ready")
+		time.Sleep(time.Duration(rand.IntN(3000)) * time.Microsecond)
+		if err := v.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		_ = v.wait(t, 10*time.Second)
+	}
+	var left []string
+	for name := range temps() {
+		if !before[name] {
+			left = append(left, name)
+		}
+	}
+	if len(left) > 0 {
+		// Ours: only this package's tests create semaphores the glibc way,
+		// and they run one at a time.
+		for _, name := range left {
+			_ = os.Remove(sem.Dir + name)
+		}
+		t.Fatalf("temporary files left in %s by killed creators: %v", sem.Dir, left)
 	}
 }

@@ -78,6 +78,23 @@ func runHelper(mode string, args []string) int {
 	case "serve":
 		// serve A B N: N times wait on A and post B.
 		return serveHelper(args)
+	case "create-loop":
+		// create-loop PREFIX: create, close and unlink PREFIX-0, PREFIX-1,
+		// ... until killed; report "ready" after the first.
+		for i := 0; ; i++ {
+			name := fmt.Sprintf("%s-%d", args[0], i)
+			s, err := sem.Create(name, 0, 0o600)
+			if err != nil {
+				return fail(err)
+			}
+			s.Close()
+			if err := sem.Unlink(name); err != nil {
+				return fail(err)
+			}
+			if i == 0 {
+				fmt.Println("ready")
+			}
+		}
 	}
 	return fail(fmt.Errorf("unknown helper mode %q", mode))
 }

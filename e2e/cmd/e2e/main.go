@@ -106,6 +106,11 @@ func run() int {
 		<-sigs
 		os.Exit(130)
 	}()
+	tempsBefore, err := e2e.TempSemFiles()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: %v\n", err)
+		return 1
+	}
 	results := e2e.RunJobs(cfg, jobs, *parallel, stop, func(r e2e.Result) {
 		n++
 		status := "ok"
@@ -126,6 +131,17 @@ func run() int {
 	fmt.Println()
 	ok := e2e.PrintTable(os.Stdout, e2e.Table(scenarios, modes, results))
 	fmt.Printf("%d trials in %.1fs, seed %d\n", len(jobs), time.Since(start).Seconds(), *seed)
+	// Killed processes must not leave temporary semaphore files either
+	// (they belong to no ring, so the trials' own checks miss them).
+	if left, err := e2e.NewTempSemFiles(tempsBefore); err != nil {
+		fmt.Printf("temporary semaphore files: %v\n", err)
+		ok = false
+	} else if len(left) > 0 {
+		fmt.Printf("temporary semaphore files left in /dev/shm by the run: %s\n", strings.Join(left, " "))
+		ok = false
+	} else {
+		fmt.Println("temporary semaphore files left in /dev/shm by the run: none")
+	}
 	if !ok {
 		return 1
 	}
