@@ -20,12 +20,16 @@
 //     reports EPERM as EACCES. Errors for names are *NameError, matching
 //     ErrInvalidName and glibc's errno. A NUL byte, which C cannot pass, is
 //     EINVAL.
-//   - Creation writes the complete image to a temporary file
-//     /dev/shm/sem.XXXXXX (O_CREAT|O_EXCL, 50 tries, then EAGAIN), maps it,
-//     and link(2)s it to the final name, so no process ever sees a partial
-//     semaphore; link's EEXIST is Create's fs.ErrExist, and makes
-//     OpenOrCreate open the winner's file instead. The temporary is always
-//     removed.
+//   - Creation writes the complete image to an unnamed file in /dev/shm
+//     (O_TMPFILE), maps it, and links it to the final name through
+//     /proc/self/fd (linkat, AT_SYMLINK_FOLLOW), so no process ever sees a
+//     partial semaphore and a creator killed at any point leaves no file.
+//     Where O_TMPFILE or /proc is missing it does what glibc does: a
+//     temporary file /dev/shm/sem.XXXXXX (O_CREAT|O_EXCL, 50 tries, then
+//     EAGAIN) link(2)ed to the name and then removed (a creator killed in
+//     between leaves it, as with glibc). Either way link's EEXIST is
+//     Create's fs.ErrExist, and makes OpenOrCreate open the winner's file
+//     instead.
 //   - Post, Wait and TryWait are glibc's algorithms (nptl/sem_post.c,
 //     nptl/sem_waitcommon.c): Post increments with a compare-and-swap,
 //     refuses at SEM_VALUE_MAX (ErrOverflow), and makes a FUTEX_WAKE of one
