@@ -479,7 +479,10 @@ type Slot = ring.Slot
 // Reserve returns the next free slot, waiting while the ring is full. It
 // returns ErrPeerLost when the consumer is gone and no successor came within
 // the peer timeout (or no first consumer within Wait), and ctx's error when
-// ctx ends. Reserving again without a Commit returns the same slot.
+// ctx ends. Reserving again without a Commit returns the same slot. Pass
+// the same ctx to every call of a stream: a sleep on a full ring registers
+// a wake-up with ctx once, and a new ctx costs a new registration (an
+// allocation) at its first sleep.
 func (p *Producer) Reserve(ctx context.Context) (Slot, error) {
 	if err := p.enter("reserve"); err != nil {
 		return Slot{}, err
