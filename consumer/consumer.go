@@ -46,6 +46,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/shmpc/shmpc/internal/internalhook"
 	"github.com/shmpc/shmpc/internal/lockfile"
 	"github.com/shmpc/shmpc/internal/payload"
 	"github.com/shmpc/shmpc/internal/peer"
@@ -631,11 +632,18 @@ func (c *Consumer) waitItems(ctx context.Context, items ringobj.Bell) error {
 			}
 			continue
 		}
+		// The claim generation before the lock (see producer's
+		// waitConsumer): a producer attaching between the two looks must
+		// not be taken for one that came and left.
+		gen := c.ring.ProducerID().Gen
+		if hook := internalhook.BetweenPeerLooks; hook != nil {
+			hook()
+		}
 		present := c.watch.Present()
 		now := time.Now()
 		var limit time.Time
 		switch {
-		case !present && !c.watch.Seen() && c.ring.ProducerID().Gen == c.producerGen:
+		case !present && !c.watch.Seen() && gen == c.producerGen:
 			// We attached to a ring whose producer was already gone: wait
 			// for a new one as a consumer started first waits (-wait).
 			if !now.Before(c.opened.Add(c.opt.Wait)) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/shmpc/shmpc/consumer"
+	"github.com/shmpc/shmpc/internal/internalhook"
 	"github.com/shmpc/shmpc/internal/ringobj"
 	"github.com/shmpc/shmpc/producer"
 )
@@ -236,4 +238,41 @@ func TestSecondCloseWaitsForFirst(t *testing.T) {
 		require.NoError(t, err)
 		require.Empty(t, left, "objects left when the second Close returned")
 	}
+}
+
+// TestConsumerAttachingIsNotGone: a consumer that attaches while the
+// producer judges whether one is there (between its look at the claim
+// generation and its look at the lock) is a first consumer arriving, not
+// one that left: End waits for it to drain instead of giving up with
+// "consumer is gone" (with PeerTimeout 0). The hook attaches the consumer
+// in exactly that window.
+func TestConsumerAttachingIsNotGone(t *testing.T) {
+	name := uniqueName(t)
+	o := small()
+	o.Wait = 10 * time.Second
+	p, err := producer.Open(context.Background(), name, o)
+	require.NoError(t, err)
+	defer p.Close()
+	for range 2 {
+		require.NoError(t, p.Send(context.Background(), []byte("x")))
+	}
+	var c *consumer.Consumer
+	var runRes <-chan error
+	release := make(chan struct{})
+	close(release)
+	var once sync.Once
+	internalhook.BetweenPeerLooks = func() {
+		once.Do(func() { c, runRes = openConsumer(t, name, release) })
+	}
+	t.Cleanup(func() { internalhook.BetweenPeerLooks = nil })
+	within(t, 10*time.Second, "End", func() { require.NoError(t, p.End(context.Background())) })
+	require.NotNil(t, c, "the hook ran")
+	select {
+	case err := <-runRes:
+		require.NoError(t, err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("consumer Run did not return")
+	}
+	require.EqualValues(t, 2, c.Stats().Items)
+	require.NoError(t, c.Close())
 }

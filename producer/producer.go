@@ -666,6 +666,15 @@ func (p *Producer) waitConsumer(ctx context.Context, sleep func(context.Context)
 	var goneSince time.Time
 	progress, progressAt := p.ring.Tail(), time.Now()
 	for !ready() {
+		// The claim generation first, the lock second: a consumer takes
+		// its lock before it bumps the generation, so a generation that
+		// changed after the first look is one whose lock the second look
+		// sees. The other order takes a consumer attaching between the two
+		// looks for one that came and left.
+		gen := p.ring.ConsumerID().Gen
+		if hook := internalhook.BetweenPeerLooks; hook != nil {
+			hook()
+		}
 		present := p.watch.Present()
 		now := time.Now()
 		if t := p.ring.Tail(); t != progress {
@@ -687,7 +696,7 @@ func (p *Producer) waitConsumer(ctx context.Context, sleep func(context.Context)
 					return nil
 				}
 			}
-		case !p.watch.Seen() && p.ring.ConsumerID().Gen == p.consumerGen:
+		case !p.watch.Seen() && gen == p.consumerGen:
 			if !now.Before(p.started.Add(p.opt.Wait)) {
 				return fmt.Errorf("no consumer attached to %s within %v: %s: %w",
 					p.names.Ring, p.opt.Wait, p.lossReport(), ErrPeerLost)

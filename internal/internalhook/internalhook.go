@@ -12,3 +12,10 @@ var ProducerDrained func(ring string)
 // ProducerEnded, if set, is called by producer.End after it marked the end
 // of the stream and rang the consumer, before it waits for the drain.
 var ProducerEnded func(ring string)
+
+// BetweenPeerLooks, if set, is called by a producer or consumer that judges
+// whether its peer is there, between its look at the peer's claim
+// generation in the ring header and its look at the peer's lock: the
+// window in which a peer that attaches must not be taken for one that
+// left.
+var BetweenPeerLooks func()
