@@ -558,21 +558,10 @@ func sigtermProducer(tr *Trial) {
 	tr.released(r, c, k, p)
 	tr.sleep(tr.between(0, 3*time.Millisecond))
 	p.signal(sig)
-	p.wait(exitBound)
-	tr.expectCode(p, []int{0})
-	c.wait(exitBound)
-	tr.expectCode(c, []int{0})
-	items := tr.summaryItems(p)
+	items := tr.gracefulEnd(p, c, m, st, sink)
 	if items != r.Head() {
 		tr.failf("the producer says it sent %d items; head is %d", items, r.Head())
 	}
-	got := tr.delivered("consumer", m, st)
-	tr.requireAll("the published items", got, 0, items)
-	tr.requireBelow("consumer", got, items)
-	if sink != nil {
-		sink.check(tr, true, int(items))
-	}
-	tr.checkLeftovers()
 }
 
 // sigtermConsumer: SIGTERM (or SIGINT) to the consumer: it finishes and
@@ -679,6 +668,14 @@ func sigstopPeer(tr *Trial) {
 	tr.waitFor("the transfer to go on", exitBound, func() bool { return r.Tail() > at }, p, c)
 	tr.sleep(tr.between(0, 20*time.Millisecond))
 	p.signal(syscall.SIGTERM)
+	tr.gracefulEnd(p, c, m, st, sink)
+}
+
+// gracefulEnd checks the end of a stream that the producer ended on a
+// signal: both exit 0, the consumer's manifest m (and -stdout sink, if
+// any) holds every item the producer says it sent exactly once, and
+// nothing of the ring is left. It returns the producer's item count.
+func (tr *Trial) gracefulEnd(p, c *proc, m string, st stream, sink *patternSink) uint64 {
 	p.wait(exitBound)
 	tr.expectCode(p, []int{0})
 	c.wait(exitBound)
@@ -691,6 +688,7 @@ func sigstopPeer(tr *Trial) {
 		sink.check(tr, true, int(items))
 	}
 	tr.checkLeftovers()
+	return items
 }
 
 // stallTimeout: with -stall-timeout D a side whose live peer made no

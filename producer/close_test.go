@@ -61,10 +61,7 @@ func TestCloseAbortsBlockedCalls(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			name := uniqueName(t)
-			o := small()
-			o.Wait = time.Minute
-			p, err := producer.Open(context.Background(), name, o)
-			require.NoError(t, err)
+			p := openPatient(t, name)
 			release := make(chan struct{})
 			var c *consumer.Consumer
 			var runRes <-chan error
@@ -97,7 +94,7 @@ func TestCloseAbortsBlockedCalls(t *testing.T) {
 				t.Fatal("the blocked call did not return after Close")
 			}
 			t.Logf("Close took %v", time.Since(start))
-			_, err = p.Reserve(context.Background())
+			_, err := p.Reserve(context.Background())
 			require.ErrorIs(t, err, producer.ErrClosed)
 			if c != nil {
 				close(release)
@@ -125,10 +122,7 @@ func TestCloseAbortsBlockedCalls(t *testing.T) {
 func TestCloseRacesSends(t *testing.T) {
 	for i := range 30 {
 		name := uniqueName(t)
-		o := small()
-		o.Wait = time.Minute
-		p, err := producer.Open(context.Background(), name, o)
-		require.NoError(t, err)
+		p := openPatient(t, name)
 		release := make(chan struct{})
 		close(release)
 		var c *consumer.Consumer
@@ -220,10 +214,7 @@ func TestSecondCloseWaitsForFirst(t *testing.T) {
 		name := uniqueName(t)
 		n, err := ringobj.For(name)
 		require.NoError(t, err)
-		o := small()
-		o.Wait = time.Minute
-		p, err := producer.Open(context.Background(), name, o)
-		require.NoError(t, err)
+		p := openPatient(t, name)
 		for range 2 {
 			require.NoError(t, p.Send(context.Background(), []byte("x")))
 		}

@@ -488,6 +488,11 @@ func (p *Producer) Reserve(ctx context.Context) (Slot, error) {
 		return Slot{}, err
 	}
 	defer p.leave()
+	return p.reserve(ctx)
+}
+
+// reserve is Reserve for a caller that counted itself in (enter).
+func (p *Producer) reserve(ctx context.Context) (Slot, error) {
 	if p.reserved {
 		return p.slot, nil
 	}
@@ -584,6 +589,11 @@ func (p *Producer) CommitCRC(n int, crc uint32) error {
 		return err
 	}
 	defer p.leave()
+	return p.commitCRC(n, crc)
+}
+
+// commitCRC is CommitCRC for a caller that counted itself in (enter).
+func (p *Producer) commitCRC(n int, crc uint32) error {
 	if !p.reserved {
 		return fmt.Errorf("commit: %w", ring.ErrNotReserved)
 	}
@@ -604,12 +614,12 @@ func (p *Producer) Send(ctx context.Context, data []byte) error {
 	if len(data) > p.ring.SlotSize() {
 		return fmt.Errorf("send %d bytes: slot size is %d: %w", len(data), p.ring.SlotSize(), ring.ErrTooLarge)
 	}
-	s, err := p.Reserve(ctx)
+	s, err := p.reserve(ctx)
 	if err != nil {
 		return err
 	}
 	crc := ring.CopyCRC(s.Buf, data)
-	return p.CommitCRC(len(data), crc)
+	return p.commitCRC(len(data), crc)
 }
 
 // End ends the stream at the current head, waits until the consumer has

@@ -21,6 +21,17 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func uniqueName(t *testing.T) string { return testutil.RingName(t, "p") }
 
+// openPatient opens a small producer on name that waits a minute for its
+// first consumer (so only the test decides when a wait ends).
+func openPatient(t *testing.T, name string) *producer.Producer {
+	t.Helper()
+	o := small()
+	o.Wait = time.Minute
+	p, err := producer.Open(context.Background(), name, o)
+	require.NoError(t, err)
+	return p
+}
+
 func small() producer.Options {
 	return producer.Options{Slots: 2, SlotSize: 4096, HugePages: shm.Off, Wait: 200 * time.Millisecond}
 }
@@ -96,16 +107,13 @@ func TestNoConsumerGivesUp(t *testing.T) {
 // context's error when it ends.
 func TestReserveHonoursContext(t *testing.T) {
 	name := uniqueName(t)
-	o := small()
-	o.Wait = time.Minute
-	p, err := producer.Open(context.Background(), name, o)
-	require.NoError(t, err)
+	p := openPatient(t, name)
 	defer p.Close()
 	for range 2 {
 		require.NoError(t, p.Send(context.Background(), []byte("x")))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
-	_, err = p.Reserve(ctx)
+	_, err := p.Reserve(ctx)
 	require.True(t, errors.Is(err, context.DeadlineExceeded), "%v", err)
 }

@@ -12,9 +12,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-
-	"github.com/shmpc/shmpc/ring"
-	"github.com/shmpc/shmpc/shm"
 )
 
 func TestSummarize(t *testing.T) {
@@ -70,13 +67,8 @@ func TestBenchQuick(t *testing.T) {
 	defer cancel()
 	// run-* rings of dead processes that exist already are not the bench's.
 	preexisting := map[string]bool{}
-	for _, name := range segmentRings(t) {
+	for _, name := range ringsNow(t) {
 		preexisting[name] = true
-	}
-	if ents, err := os.ReadDir("/dev/shm"); err == nil {
-		for _, e := range ents {
-			preexisting[e.Name()] = true
-		}
 	}
 	c := cmd(ctx, "bench", "-quick", "-reps", "1", "-json", "-hugepages", "off", "-sections", sections)
 	var out, errb strings.Builder
@@ -160,20 +152,17 @@ func TestBenchQuick(t *testing.T) {
 
 	// The bench's own rings (bench-PID-...) and those of the shmpc run
 	// children it started (run-PID-..., with PID dead by now) are gone:
-	// lock files and semaphores in /dev/shm, and SysV segments, which are
-	// found by the ring name in their header.
-	ents, err := os.ReadDir("/dev/shm")
-	require.NoError(t, err)
+	// every ring shmpc ls would show (segments, lock files, semaphores).
 	prefix := fmt.Sprintf("bench-%d-", c.Process.Pid)
 	ours := func(ring string) bool {
 		if strings.Contains(ring, prefix) {
 			return true
 		}
-		i := strings.Index(ring, "run-")
-		if i < 0 {
+		rest, ok := strings.CutPrefix(ring, "run-")
+		if !ok {
 			return false
 		}
-		pidStr, _, _ := strings.Cut(ring[i+len("run-"):], "-")
+		pidStr, _, _ := strings.Cut(rest, "-")
 		pid, err := strconv.Atoi(pidStr)
 		if err != nil || pid <= 0 {
 			return false
@@ -181,30 +170,20 @@ func TestBenchQuick(t *testing.T) {
 		_, err = os.Stat(fmt.Sprintf("/proc/%d", pid))
 		return os.IsNotExist(err) && !preexisting[ring]
 	}
-	for _, e := range ents {
-		require.False(t, ours(e.Name()), "%s left behind by shmpc bench", e.Name())
-	}
-	for _, name := range segmentRings(t) {
-		require.False(t, ours(name), "segment of ring %s left behind by shmpc bench", name)
+	for _, name := range ringsNow(t) {
+		require.False(t, ours(name), "ring %s left behind by shmpc bench", name)
 	}
 }
 
-// segmentRings returns the ring names in the headers of the SysV segments
-// that hold a readable shmpc ring.
-func segmentRings(t *testing.T) []string {
+// ringsNow returns the NAME of every ring on the machine, as shmpc ls
+// finds them.
+func ringsNow(t *testing.T) []string {
 	t.Helper()
-	infos, err := shm.List()
+	rings, err := listRings()
 	require.NoError(t, err)
-	var names []string
-	for _, info := range infos {
-		seg, err := shm.AttachID(info.ID, true, shm.Options{Lock: shm.Off})
-		if err != nil {
-			continue
-		}
-		if r, err := ring.Open(seg.Bytes()); err == nil {
-			names = append(names, r.Name())
-		}
-		_ = seg.Detach()
+	names := make([]string, 0, len(rings))
+	for _, r := range rings {
+		names = append(names, r.Name)
 	}
 	return names
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -229,32 +228,13 @@ func randomInput(t *testing.T, src *rand.ChaCha8, size int64) (io.Reader, <-chan
 
 func startPipe(t *testing.T, stdin io.Reader, args ...string) *started {
 	t.Helper()
-	s := startCustom(t, args, func(s *started) { s.c.Stdin = stdin })
+	s := startCustom(t, 3*time.Minute, args, func(s *started) { s.c.Stdin = stdin })
 	return s
 }
 
 func startWithStdout(t *testing.T, w io.Writer, args ...string) *started {
 	t.Helper()
-	return startCustom(t, args, func(s *started) { s.c.Stdout = w })
-}
-
-func startCustom(t *testing.T, args []string, set func(*started)) *started {
-	t.Helper()
-	ctx, cancel := contextWithTimeout(3 * time.Minute)
-	s := &started{c: cmd(ctx, args...), out: new(syncBuffer), errb: new(syncBuffer), done: make(chan struct{}), cancel: cancel}
-	s.c.Stdout, s.c.Stderr = s.out, s.errb
-	set(s)
-	require.NoError(t, s.c.Start())
-	go func() {
-		s.err = s.c.Wait()
-		close(s.done)
-	}()
-	t.Cleanup(func() {
-		_ = s.c.Process.Kill()
-		<-s.done
-		cancel()
-	})
-	return s
+	return startCustom(t, 3*time.Minute, args, func(s *started) { s.c.Stdout = w })
 }
 
 // TestStdoutClosedEndsQuietly: `consume -stdout | head -c 1` ends the
@@ -264,7 +244,7 @@ func TestStdoutClosedEndsQuietly(t *testing.T) {
 	p := start(t, time.Minute, nil, "produce", "-name", name, "-slots", "4", "-slot-size", "64KiB", "-count", "1000000", "-hugepages", "off")
 	pr, pw, err := os.Pipe()
 	require.NoError(t, err)
-	c := startCustom(t, []string{"consume", "-name", name, "-stdout"}, func(s *started) { s.c.Stdout = pw })
+	c := startCustom(t, 3*time.Minute, []string{"consume", "-name", name, "-stdout"}, func(s *started) { s.c.Stdout = pw })
 	pw.Close()
 	buf := make([]byte, 1)
 	_, err = io.ReadFull(pr, buf)
@@ -456,10 +436,6 @@ func TestHugePagesOnWithoutPool(t *testing.T) {
 	r := shmpc(t, 30*time.Second, nil, "produce", "-name", name, "-slots", "1",
 		"-slot-size", strconv.Itoa(need*2<<20), "-count", "1", "-hugepages", "on")
 	oneLine(t, r, exitError, "sysctl -w vm.nr_hugepages=")
-}
-
-func contextWithTimeout(d time.Duration) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.Background(), d)
 }
 
 // TestCPUProfileEnv: SHMPC_CPUPROFILE=PREFIX makes both children of run

@@ -13,7 +13,6 @@ import (
 	"syscall"
 
 	"github.com/shmpc/shmpc/consumer"
-	"github.com/shmpc/shmpc/shm"
 )
 
 // consumeSummary is the consumer's part of a run summary (-json).
@@ -44,11 +43,8 @@ func cmdConsume(args []string, stdout, stderr io.Writer) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if *name == "" {
-		return usagef("-name is required")
-	}
-	if err := shm.ValidName(*name); err != nil {
-		return usagef("-name: %v", err)
+	if err := requireName(*name); err != nil {
+		return err
 	}
 	if err := cf.check(); err != nil {
 		return err

@@ -29,7 +29,7 @@ func detectBound() time.Duration {
 // startFault starts shmpc with the fault hook set.
 func startFault(t *testing.T, fault string, args ...string) *started {
 	t.Helper()
-	return startCustom(t, args, func(s *started) { s.c.Env = append(s.c.Env, faultEnv+"="+fault) })
+	return startCustom(t, 3*time.Minute, args, func(s *started) { s.c.Env = append(s.c.Env, faultEnv+"="+fault) })
 }
 
 func kill(t *testing.T, s *started) time.Time {

@@ -96,20 +96,45 @@ func (p *perm) Set(v string) error {
 
 // produceFlags are the flags of `produce` (and of `run`).
 type produceFlags struct {
-	slots       int
-	slotSize    size
-	count       int64
-	bytes       size
+	slots     int
+	slotSize  size
+	count     int64
+	bytes     size
+	hugepages policy
+	mlock     policy
+	madvise   bool
+	pretouch  bool
+	perm      perm
+	fresh     bool
+	peerFlags
+}
+
+// peerFlags are the flags about waiting for the peer, which produce and
+// consume both have (run takes them once, for both sides).
+type peerFlags struct {
 	wait        time.Duration
-	hugepages   policy
-	mlock       policy
-	madvise     bool
-	pretouch    bool
 	peerTimeout time.Duration
-	perm        perm
-	fresh       bool
 	stall       time.Duration
 	spin        time.Duration
+}
+
+// register adds -wait, -peer-timeout, -stall-timeout and -spin, with the
+// help texts of one side.
+func (f *peerFlags) register(fs *flag.FlagSet, waitUsage, peerTimeoutUsage, stallUsage string) {
+	fs.DurationVar(&f.wait, "wait", 10*time.Second, waitUsage)
+	fs.DurationVar(&f.peerTimeout, "peer-timeout", 0, peerTimeoutUsage)
+	fs.DurationVar(&f.stall, "stall-timeout", 0, stallUsage)
+	fs.DurationVar(&f.spin, "spin", 0, spinUsage)
+}
+
+func (f *peerFlags) check() error {
+	if f.wait <= 0 {
+		return usagef("-wait %v: want a positive duration", f.wait)
+	}
+	if f.peerTimeout < 0 || f.stall < 0 || f.spin < 0 {
+		return usagef("-peer-timeout, -stall-timeout and -spin must not be negative")
+	}
+	return nil
 }
 
 // spinUsage is the help of -spin, for produce, consume and run.
@@ -122,16 +147,16 @@ func (f *produceFlags) register(fs *flag.FlagSet) {
 	fs.Var(&f.slotSize, "slot-size", "bytes per slot, a multiple of 4096 (e.g. 64KiB, 8MiB)")
 	fs.Int64Var(&f.count, "count", -1, "send N items of exactly the slot size")
 	fs.Var(&f.bytes, "bytes", "send SIZE bytes: full items and one shorter last item")
-	fs.DurationVar(&f.wait, "wait", 10*time.Second, "how long to wait for the peer: a consumer for `ready`, a producer with a full ring for its first consumer")
 	fs.Var(&f.hugepages, "hugepages", "back the ring with 2 MiB huge pages: auto, on or off")
 	fs.Var(&f.mlock, "mlock", "mlock the ring: auto, on or off")
 	fs.BoolVar(&f.madvise, "madvise", true, "give the kernel madvise hints (WILLNEED, HUGEPAGE)")
 	fs.BoolVar(&f.pretouch, "pretouch", true, "fault every page of the ring in at creation")
-	fs.DurationVar(&f.peerTimeout, "peer-timeout", 0, "how long to keep the ring for a restarted peer after the peer died (0: give up at once)")
 	fs.Var(&f.perm, "perm", "permission bits of the ring's objects (0660 lets a group share it)")
 	fs.BoolVar(&f.fresh, "fresh", false, "discard an existing ring of this NAME instead of resuming it")
-	fs.DurationVar(&f.stall, "stall-timeout", 0, "treat a live peer that made no progress for this long, while work was pending, as lost (0: off)")
-	fs.DurationVar(&f.spin, "spin", 0, spinUsage)
+	f.peerFlags.register(fs,
+		"how long to wait for the peer: a consumer for ready, a producer with a full ring for its first consumer",
+		"how long to keep the ring for a restarted peer after the peer died (0: give up at once)",
+		"treat a live peer that made no progress for this long, while work was pending, as lost (0: off)")
 }
 
 // check validates the produce flags; source says whether -stdin was given.
@@ -161,33 +186,24 @@ func (f *produceFlags) check(stdin bool) error {
 	if f.count < -1 {
 		return usagef("-count %d: want a non-negative number of items", f.count)
 	}
-	if f.wait <= 0 {
-		return usagef("-wait %v: want a positive duration", f.wait)
-	}
-	if f.peerTimeout < 0 || f.stall < 0 || f.spin < 0 {
-		return usagef("-peer-timeout, -stall-timeout and -spin must not be negative")
-	}
-	return nil
+	return f.peerFlags.check()
 }
 
 // consumeFlags are the flags of `consume` (and of `run`).
 type consumeFlags struct {
-	workers     int
-	wait        time.Duration
-	peerTimeout time.Duration
-	manifest    string
-	stall       time.Duration
-	spin        time.Duration
+	workers  int
+	manifest string
+	peerFlags
 }
 
 func (f *consumeFlags) register(fs *flag.FlagSet, withShared bool) {
 	fs.IntVar(&f.workers, "workers", 0, "worker goroutines running the handler (default: number of CPUs)")
 	fs.StringVar(&f.manifest, "manifest", "", "append one JSON line per delivered item to FILE, before the item is released")
 	if withShared {
-		fs.DurationVar(&f.wait, "wait", 10*time.Second, "how long to wait for a producer's `ready`")
-		fs.DurationVar(&f.peerTimeout, "peer-timeout", 0, "how long to wait for a restarted producer after the producer died (0: give up at once)")
-		fs.DurationVar(&f.stall, "stall-timeout", 0, "treat a live producer that published nothing for this long as lost (0: off)")
-		fs.DurationVar(&f.spin, "spin", 0, spinUsage)
+		f.peerFlags.register(fs,
+			"how long to wait for a producer's ready",
+			"how long to wait for a restarted producer after the producer died (0: give up at once)",
+			"treat a live producer that published nothing for this long as lost (0: off)")
 	}
 }
 
@@ -195,13 +211,7 @@ func (f *consumeFlags) check() error {
 	if f.workers < 0 || f.workers > 1024 {
 		return usagef("-workers %d: want 1 to 1024", f.workers)
 	}
-	if f.wait <= 0 {
-		return usagef("-wait %v: want a positive duration", f.wait)
-	}
-	if f.peerTimeout < 0 || f.stall < 0 || f.spin < 0 {
-		return usagef("-peer-timeout, -stall-timeout and -spin must not be negative")
-	}
-	return nil
+	return f.peerFlags.check()
 }
 
 // newFlagSet returns a flag set that reports errors instead of exiting
@@ -235,6 +245,18 @@ func parse(fs *flag.FlagSet, args []string) error {
 	}
 	if fs.NArg() > 0 {
 		return usagef("unexpected argument %q (see 'shmpc %s -h')", fs.Arg(0), fs.Name())
+	}
+	return nil
+}
+
+// requireName checks the -name of produce and consume: given, and a valid
+// NAME.
+func requireName(name string) error {
+	if name == "" {
+		return usagef("-name is required")
+	}
+	if err := shm.ValidName(name); err != nil {
+		return usagef("-name: %v", err)
 	}
 	return nil
 }

@@ -123,12 +123,21 @@ type started struct {
 
 func start(t *testing.T, timeout time.Duration, stdin []byte, args ...string) *started {
 	t.Helper()
+	return startCustom(t, timeout, args, func(s *started) {
+		if stdin != nil {
+			s.c.Stdin = bytes.NewReader(stdin)
+		}
+	})
+}
+
+// startCustom starts the command with args, bounded by timeout, after set
+// adjusted it (stdin, stdout, environment); a cleanup kills it.
+func startCustom(t *testing.T, timeout time.Duration, args []string, set func(*started)) *started {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	s := &started{c: cmd(ctx, args...), out: new(syncBuffer), errb: new(syncBuffer), done: make(chan struct{}), cancel: cancel}
 	s.c.Stdout, s.c.Stderr = s.out, s.errb
-	if stdin != nil {
-		s.c.Stdin = bytes.NewReader(stdin)
-	}
+	set(s)
 	require.NoError(t, s.c.Start())
 	go func() {
 		s.err = s.c.Wait()

@@ -16,7 +16,6 @@ import (
 	"github.com/shmpc/shmpc/internal/payload"
 	"github.com/shmpc/shmpc/producer"
 	"github.com/shmpc/shmpc/ring"
-	"github.com/shmpc/shmpc/shm"
 )
 
 const defaultBytes = 4 << 30
@@ -46,11 +45,8 @@ func cmdProduce(args []string, stderr io.Writer) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if *name == "" {
-		return usagef("-name is required")
-	}
-	if err := shm.ValidName(*name); err != nil {
-		return usagef("-name: %v", err)
+	if err := requireName(*name); err != nil {
+		return err
 	}
 	if err := pf.check(*stdin); err != nil {
 		return err

@@ -50,7 +50,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	if err := pf.check(false); err != nil {
 		return err
 	}
-	cf.wait, cf.peerTimeout, cf.stall, cf.spin = pf.wait, pf.peerTimeout, pf.stall, pf.spin
+	cf.peerFlags = pf.peerFlags
 	if err := cf.check(); err != nil {
 		return err
 	}

@@ -14,6 +14,14 @@
 	SHRXQ R11, s, t; XORQ t, s; \
 	SHLXQ R12, s, t; XORQ t, s
 
+// WORDS steps the three streams (AX, BX, CX) once, stores the words with
+// st at offset off of each chunk (DI, DI+8192, DI+16384) and feeds them to
+// the chains R8, R9, R10.
+#define WORDS(st, off) \
+	XS3(AX, R13); XS3(BX, R14); XS3(CX, R15); \
+	st AX, off(DI); st BX, (8192+off)(DI); st CX, (16384+off)(DI); \
+	CRC32Q AX, R8; CRC32Q BX, R9; CRC32Q CX, R10
+
 // func genCRC3(dst *byte, seeds *[3]uint64, state uint32, nt bool, out *[3]uint32)
 //
 // Writes the three whole chunks at dst (24 KiB) and leaves in out the CRC
@@ -37,48 +45,16 @@ TEXT ·genCRC3(SB), NOSPLIT, $0-32
 	JNZ ntloop
 
 loop:
-	XS3(AX, R13)
-	XS3(BX, R14)
-	XS3(CX, R15)
-	MOVQ AX, 0(DI)
-	MOVQ BX, 8192(DI)
-	MOVQ CX, 16384(DI)
-	CRC32Q AX, R8
-	CRC32Q BX, R9
-	CRC32Q CX, R10
-	XS3(AX, R13)
-	XS3(BX, R14)
-	XS3(CX, R15)
-	MOVQ AX, 8(DI)
-	MOVQ BX, 8200(DI)
-	MOVQ CX, 16392(DI)
-	CRC32Q AX, R8
-	CRC32Q BX, R9
-	CRC32Q CX, R10
+	WORDS(MOVQ, 0)
+	WORDS(MOVQ, 8)
 	ADDQ $16, DI
 	DECQ DX
 	JNZ loop
 	JMP done
 
 ntloop:
-	XS3(AX, R13)
-	XS3(BX, R14)
-	XS3(CX, R15)
-	MOVNTIQ AX, 0(DI)
-	MOVNTIQ BX, 8192(DI)
-	MOVNTIQ CX, 16384(DI)
-	CRC32Q AX, R8
-	CRC32Q BX, R9
-	CRC32Q CX, R10
-	XS3(AX, R13)
-	XS3(BX, R14)
-	XS3(CX, R15)
-	MOVNTIQ AX, 8(DI)
-	MOVNTIQ BX, 8200(DI)
-	MOVNTIQ CX, 16392(DI)
-	CRC32Q AX, R8
-	CRC32Q BX, R9
-	CRC32Q CX, R10
+	WORDS(MOVNTIQ, 0)
+	WORDS(MOVNTIQ, 8)
 	ADDQ $16, DI
 	DECQ DX
 	JNZ ntloop
