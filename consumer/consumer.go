@@ -238,24 +238,21 @@ func Open(ctx context.Context, name string, opt Options) (_ *Consumer, err error
 // ring. It returns done=false, err=nil when the ring is not there yet.
 func (c *Consumer) tryAttach() (done bool, err error) {
 	if c.lock == nil {
-		l, err := lockfile.Open(c.names.Lock, false, 0, -1)
+		l, err := ringobj.ClaimRole(c.names, lockfile.Consumer, false, 0, -1)
 		if errors.Is(err, fs.ErrNotExist) {
 			return false, nil
+		}
+		if errors.Is(err, lockfile.ErrHeld) {
+			return false, fmt.Errorf("ring %s already has a live consumer%s: %w", c.names.Ring, c.holder(), ErrBusy)
 		}
 		if err != nil {
 			return false, fmt.Errorf("open consumer for %s: %w", c.names.Ring, err)
 		}
-		if err := l.TryLock(lockfile.Consumer); err != nil {
-			l.Close()
-			if errors.Is(err, lockfile.ErrHeld) {
-				return false, fmt.Errorf("ring %s already has a live consumer%s: %w", c.names.Ring, c.holder(), ErrBusy)
-			}
-			return false, err
-		}
 		c.lock = l
 	}
-	// A producer that failed to start may have removed the lock file we
-	// hold: start over with the path's current file.
+	// Nobody removes a lock file while we hold a role on it (lockfile's
+	// rule), but a process that does not keep the rule may have: start
+	// over with the path's current file.
 	if stale, err := c.lock.Stale(); err != nil || stale {
 		c.lock.Close()
 		c.lock = nil
@@ -272,11 +269,14 @@ func (c *Consumer) tryAttach() (done bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	if info.UID != lockUID {
-		return false, fmt.Errorf("segment key %#x of ring %s is owned by uid %d, its lock file by uid %d: %w",
-			c.names.Key, c.names.Ring, info.UID, lockUID, ErrForeign)
+	if info.UID != lockUID || info.CUID != lockUID {
+		return false, fmt.Errorf("segment key %#x of ring %s is owned by uid %d and was created by uid %d, its lock file is owned by uid %d; "+
+			"it is not this ring's: let its creator remove it, or use another -name: %w",
+			c.names.Key, c.names.Ring, info.UID, info.CUID, lockUID, ErrForeign)
 	}
-	seg, err := shm.AttachID(info.ID, false, shm.Options{Lock: shm.Off, Pretouch: true})
+	// Attach without pre-touching: a segment is validated before its pages
+	// are faulted in (and charged to this process).
+	seg, err := shm.AttachID(info.ID, false, shm.Options{Lock: shm.Off})
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return false, nil // removed in between
@@ -304,6 +304,11 @@ func (c *Consumer) tryAttach() (done bool, err error) {
 			return false, nil
 		}
 		return false, err
+	}
+	if err := seg.Setup(shm.Options{Lock: shm.Off, Pretouch: true}); err != nil {
+		sems.Close()
+		seg.Detach()
+		return false, fmt.Errorf("attach segment of %s: %w", c.names.Ring, err)
 	}
 	c.seg, c.ring, c.sems = seg, r, sems
 	return true, nil
@@ -560,18 +565,20 @@ const handOffMin = 50 * time.Microsecond
 // for its producer to remove the ring before it leaves it to the producer.
 const cleanupWait = 5 * time.Second
 
-// awaitCleanup runs after the drained stream was announced: the producer
-// normally removes the ring at once. If it died before doing so, nobody
-// else will, so the consumer does (DESIGN.md failure table).
+// awaitCleanup runs after the drained stream was announced: the consumer
+// lets its role go, so that the producer can take both roles and remove the
+// lock file with the rest of the ring. If the producer died before doing so,
+// nobody else will, so the consumer does (DESIGN.md failure table): it
+// takes both roles once the producer's is free.
 func (c *Consumer) awaitCleanup() {
+	_ = c.lock.Unlock(lockfile.Consumer)
 	deadline := time.Now().Add(cleanupWait)
 	step := 500 * time.Microsecond
 	for {
 		if stale, err := c.lock.Stale(); err != nil || stale {
 			return // the producer removed the ring
 		}
-		if !c.watch.Present() {
-			c.removeIfProducerGone()
+		if held, err := c.lock.Held(lockfile.Producer); err == nil && !held && c.removeIfProducerGone() {
 			return
 		}
 		if !time.Now().Before(deadline) {
@@ -714,30 +721,37 @@ func (c *Consumer) lossReport(next uint64) string {
 }
 
 // removeIfProducerGone removes every object of the ring when no producer
-// holds its role (taking that role first, so none can start meanwhile)
-// and the ring is ours to remove. It is the survivor's cleanup.
-func (c *Consumer) removeIfProducerGone() {
-	if c.lock == nil || c.lock.TryLock(lockfile.Producer) != nil {
-		return
+// holds its role and the ring is ours to remove: the survivor's cleanup.
+// It takes the gate and both roles first (lockfile's rule), so no producer
+// can start meanwhile; if the lock file it holds is no longer the NAME's,
+// the ring it knew was already removed and the names may belong to a new
+// ring, so it removes nothing. It reports whether the ring is gone (removed
+// here or found removed).
+func (c *Consumer) removeIfProducerGone() bool {
+	if c.lock == nil {
+		return false
 	}
-	// The role is ours now, so no producer can create the NAME's objects
-	// anew while we remove them; but if the lock file we hold is no longer
-	// the NAME's, the ring we knew was already removed and the names may
-	// belong to a new ring.
+	if stale, err := c.lock.Stale(); err == nil && stale {
+		return true
+	}
+	undo, err := c.lock.LockAll()
+	if err != nil {
+		return false
+	}
+	defer undo()
 	if stale, err := c.lock.Stale(); err != nil || stale {
-		_ = c.lock.Unlock(lockfile.Producer)
-		return
+		return err == nil
 	}
 	if int(c.ring.OwnerUID()) != os.Geteuid() && os.Geteuid() != 0 {
 		c.opt.Logf("ring %s belongs to uid %d: leaving its objects for its owner (shmpc gc)", c.names.Ring, c.ring.OwnerUID())
-		_ = c.lock.Unlock(lockfile.Producer)
-		return
+		return true
 	}
 	if c.seg != nil {
 		_ = c.seg.Remove()
 	}
 	_ = ringobj.UnlinkSems(c.names)
-	_ = c.lock.Remove()
+	_, _ = c.lock.RemoveLocked()
+	return true
 }
 
 // Close gives up the consumer role and detaches. It does not remove the

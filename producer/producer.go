@@ -241,18 +241,12 @@ func Open(ctx context.Context, name string, opt Options) (_ *Producer, err error
 		}
 	}()
 	uid := os.Geteuid()
-	p.lock, err = lockfile.Open(names.Lock, true, opt.Perm, uid)
+	p.lock, err = ringobj.ClaimRole(names, lockfile.Producer, true, opt.Perm, uid)
 	if err != nil {
-		if errors.Is(err, lockfile.ErrForeign) {
-			return nil, fmt.Errorf("open producer for %s: %w (%w)", name, err, ErrForeign)
-		}
-		return nil, fmt.Errorf("open producer for %s: %w", name, err)
-	}
-	if err := p.lock.TryLock(lockfile.Producer); err != nil {
 		if errors.Is(err, lockfile.ErrHeld) {
 			return nil, fmt.Errorf("ring %s already has a live producer%s: %w", name, holder(names, true), ErrBusy)
 		}
-		return nil, err
+		return nil, fmt.Errorf("open producer for %s: %w", name, err)
 	}
 	p.watch = peer.New(p.lock, lockfile.Consumer, func() proc.ID {
 		if p.ring == nil {
@@ -321,11 +315,12 @@ func (p *Producer) attachOrCreate(uid int) error {
 	case err != nil:
 		return fmt.Errorf("look up segment of %s: %w", p.names.Ring, err)
 	}
-	if info.UID != uid {
-		return fmt.Errorf("segment key %#x of ring %s is owned by uid %d, not %d: %w",
-			p.names.Key, p.names.Ring, info.UID, uid, ErrForeign)
+	if err := ringobj.CheckSegment(p.names, info, uid, p.opt.Perm); err != nil {
+		return err
 	}
-	seg, err := shm.AttachID(info.ID, false, shm.Options{Lock: p.opt.Lock, Advise: p.opt.Advise, Pretouch: p.opt.Pretouch})
+	// Attach without the memory options: the header is validated before
+	// the segment's pages are locked or faulted in.
+	seg, err := shm.AttachID(info.ID, false, shm.Options{Lock: shm.Off})
 	if err != nil {
 		return fmt.Errorf("attach segment of %s: %w", p.names.Ring, err)
 	}
@@ -376,6 +371,10 @@ func (p *Producer) attachOrCreate(uid int) error {
 			p.names.Ring, r.StreamItems(), r.StreamBytes(), p.opt.StreamItems, p.opt.StreamBytes, ErrGeometry)
 	}
 	p.opt.Slots, p.opt.SlotSize = r.Slots(), r.SlotSize()
+	if err := seg.Setup(shm.Options{Lock: p.opt.Lock, Advise: p.opt.Advise, Pretouch: p.opt.Pretouch}); err != nil {
+		seg.Detach()
+		return fmt.Errorf("attach segment of %s: %w", p.names.Ring, err)
+	}
 	sems, err := ringobj.OpenSems(p.names, true, p.opt.Perm, uid)
 	if err != nil {
 		seg.Detach()
@@ -792,11 +791,19 @@ func (p *Producer) Close() error {
 }
 
 // remove deletes every object of the ring, segment first and lock file
-// last (the lock file is what gc judges ownership by), then lets go.
+// last (the lock file is what gc judges ownership by), then lets go. The
+// segment goes by the id the producer holds; the semaphores by name only
+// while the lock file it holds is still the NAME's (else the names may be
+// a successor's). The lock file goes only when the producer can take both
+// roles on it (lockfile's rule): after a drain the consumer is leaving and
+// lets its role go at once, so remove waits for it up to removeLockWait;
+// a consumer that stays removes the file when it leaves.
 func (p *Producer) remove() error {
 	p.stopWaking()
+	drained := false
 	if p.ring != nil {
 		p.lastHead = p.ring.Head()
+		drained = p.ring.Drained()
 	}
 	var errs []error
 	if p.seg != nil {
@@ -805,17 +812,37 @@ func (p *Producer) remove() error {
 		}
 		errs = append(errs, p.seg.Detach())
 	}
-	errs = append(errs, ringobj.UnlinkSems(p.names))
+	stale := true
+	if p.lock != nil {
+		var err error
+		if stale, err = p.lock.Stale(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if !stale {
+		errs = append(errs, ringobj.UnlinkSems(p.names))
+	}
 	if p.sems != nil {
 		errs = append(errs, p.sems.Close())
 	}
 	if p.lock != nil {
-		errs = append(errs, p.lock.Remove())
+		wait := time.Duration(0)
+		if drained {
+			wait = removeLockWait
+		}
+		if _, err := ringobj.RemoveLockFile(p.lock, p.names, wait, false); err != nil {
+			errs = append(errs, err)
+		}
 		errs = append(errs, p.lock.Close())
 	}
 	p.removed = true
 	return errors.Join(errs...)
 }
+
+// removeLockWait bounds how long a producer that removed a drained ring
+// waits for the leaving consumer to let its role go, so that it can remove
+// the lock file itself.
+const removeLockWait = time.Second
 
 // stopWaking ends the peer monitor, before the semaphores and the lock
 // file it uses are closed.
@@ -831,7 +858,10 @@ func (p *Producer) stopWaking() {
 }
 
 // abandon undoes a failed Open: it removes what Open created and nothing
-// that existed before.
+// that existed before. The lock file goes only by lockfile's rule (both
+// roles on it, still at the path): when Open created it, or when no
+// segment of the NAME is left; a claimant that lost the role holds no lock
+// and never gets here with one.
 func (p *Producer) abandon() {
 	if p.seg != nil && !p.resumed {
 		_ = p.seg.Remove()
@@ -846,8 +876,8 @@ func (p *Producer) abandon() {
 		}
 	}
 	if p.lock != nil {
-		if p.lock.Created() && !p.resumed {
-			_ = p.lock.Remove()
+		if !p.resumed {
+			_, _ = ringobj.RemoveLockFile(p.lock, p.names, 0, p.lock.Created())
 		}
 		_ = p.lock.Close()
 	}

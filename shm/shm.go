@@ -373,6 +373,18 @@ func permissionError(id int, readOnly bool, err error) error {
 		"its owner can share it with a group (-perm 0660): %w", id, in.UID, in.GID, in.Mode, os.Geteuid(), os.Getegid(), want, err)
 }
 
+// Setup applies opt's mapping options (Advise, Pretouch, Lock; the others
+// are ignored) to an attached segment, as Attach does: for a caller that
+// attaches with none of them, validates the contents, and only then pays
+// for (and is charged with) faulting in or locking the whole size. Call it
+// before the Segment is shared with other goroutines.
+func (s *Segment) Setup(opt Options) error {
+	if err := opt.check(); err != nil {
+		return fmt.Errorf("set up segment id %d: %w", s.id, err)
+	}
+	return s.setup(opt)
+}
+
 // setup applies the mapping options, in the order that costs least:
 // hints, then the faults, then the lock (which finds the pages present).
 func (s *Segment) setup(opt Options) error {

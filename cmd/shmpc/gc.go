@@ -54,8 +54,8 @@ func gcCandidates() ([]string, error) {
 		return nil, err
 	}
 	for _, s := range segs {
-		if s.Key == 0 {
-			continue
+		if s.Key == 0 || s.UID != s.CUID {
+			continue // removed, or handed over by its creator: not a ring of anyone's
 		}
 		seg, err := shm.AttachID(s.ID, true, shm.Options{Lock: shm.Off})
 		if err != nil {
@@ -76,9 +76,17 @@ func gcCandidates() ([]string, error) {
 	return out, nil
 }
 
+// gcTries bounds how often gcRing starts over because the lock file it
+// locked was replaced: each time another process removed the ring and
+// made a new one in between.
+const gcTries = 100
+
 // gcRing removes ring name's objects if no live process holds either of
-// its roles. It takes both role locks first (creating the lock file if it
-// is missing), so no producer can resume the ring while it judges.
+// its roles. It takes the lock file's gate and both roles first (creating
+// the file if it is missing) and checks that the file it locked is still
+// the NAME's, so no producer or consumer can start, resume or leave while
+// it judges, and a ring created meanwhile under the NAME is judged by its
+// own file (see internal/lockfile).
 func gcRing(name string, dry bool, out io.Writer) error {
 	n, err := ringobj.For(name)
 	if err != nil {
@@ -87,93 +95,113 @@ func gcRing(name string, dry bool, out io.Writer) error {
 	uid := os.Geteuid()
 	mine := func(owner int) bool { return owner == uid || uid == 0 }
 
-	// A dry run only looks (and creates nothing); a real one takes both
-	// roles, creating the lock file if it is missing.
-	lock, err := lockfile.Open(n.Lock, !dry, 0o600, -1)
-	if dry && errors.Is(err, fs.ErrNotExist) {
-		lock = nil
-	} else if err != nil {
-		fmt.Fprintf(out, "%s: left alone: cannot open its lock file: %v\n", name, err)
-		return nil
-	}
-	if lock != nil {
-		defer lock.Close()
-	}
-	for _, role := range []lockfile.Role{lockfile.Producer, lockfile.Consumer} {
-		if lock == nil {
+	var lock *lockfile.File
+	if dry {
+		// A dry run only looks (and creates nothing).
+		lock, err = lockfile.Open(n.Lock, false, 0, -1)
+		if errors.Is(err, fs.ErrNotExist) {
+			lock = nil
+		} else if err != nil {
+			fmt.Fprintf(out, "%s: left alone: cannot open its lock file: %v\n", name, err)
+			return nil
+		}
+		if lock != nil {
+			defer lock.Close()
+			for _, role := range []lockfile.Role{lockfile.Producer, lockfile.Consumer} {
+				if held, _ := lock.Held(role); held {
+					fmt.Fprintf(out, "%s: left alone: its %s is alive\n", name, role)
+					return nil
+				}
+			}
+		}
+	} else {
+		for try := 0; ; try++ {
+			if try == gcTries {
+				fmt.Fprintf(out, "%s: left alone: its lock file was replaced %d times while gc looked; run gc again\n", name, gcTries)
+				return nil
+			}
+			lock, err = lockfile.Open(n.Lock, true, 0o600, -1)
+			if err != nil {
+				fmt.Fprintf(out, "%s: left alone: cannot open its lock file: %v\n", name, err)
+				return nil
+			}
+			if _, err := lock.LockAll(); err != nil {
+				if errors.Is(err, lockfile.ErrHeld) {
+					fmt.Fprintf(out, "%s: left alone: %s\n", name, whoHolds(lock))
+					lock.Close()
+					return nil
+				}
+				lock.Close()
+				return err
+			}
+			if stale, err := lock.Stale(); err != nil || stale {
+				// Removed (and maybe made anew) between our open and our
+				// locks: judge the NAME's current file instead.
+				lock.Close()
+				if err != nil {
+					return err
+				}
+				continue
+			}
 			break
 		}
-		if dry {
-			if held, _ := lock.Held(role); held {
-				fmt.Fprintf(out, "%s: left alone: its %s is alive\n", name, role)
-				return nil
-			}
-			continue
-		}
-		if err := lock.TryLock(role); err != nil {
-			if errors.Is(err, lockfile.ErrHeld) {
-				fmt.Fprintf(out, "%s: left alone: its %s is alive\n", name, role)
-				if lock.Created() {
-					_ = lock.Remove()
-				}
-				return nil
-			}
-			return err
-		}
+		defer lock.Close()
 	}
 
 	var what []string
 	var errs []error
 	// The segment: a ring of this NAME, or an interrupted creation (no
 	// valid header, creator dead, nobody attached).
+	segmentLeft := false
 	if info, err := shm.Lookup(n.Key); err == nil {
 		verdict, remove := judgeSegment(n, info, mine)
-		if remove {
+		switch {
+		case !remove:
+			segmentLeft = true
+			fmt.Fprintf(out, "%s: segment key %#x (shmid %d) left alone: %s\n", name, n.Key, info.ID, verdict)
+		case dry:
 			what = append(what, fmt.Sprintf("segment key %#x (shmid %d, %s)", n.Key, info.ID, verdict))
-			if !dry {
-				if err := shm.RemoveID(info.ID); err != nil && !errors.Is(err, fs.ErrNotExist) {
-					errs = append(errs, fmt.Errorf("remove segment of %s: %w", name, err))
-				}
+		default:
+			if err := shm.RemoveID(info.ID); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				errs = append(errs, fmt.Errorf("remove segment of %s: %w", name, err))
+				segmentLeft = true
+			} else {
+				what = append(what, fmt.Sprintf("segment key %#x (shmid %d, %s)", n.Key, info.ID, verdict))
 			}
-		} else {
-			fmt.Fprintf(out, "%s: segment key %#x left alone: %s\n", name, n.Key, verdict)
 		}
 	}
 	for _, s := range n.SemNames() {
-		x, err := sem.Open(s)
-		if err != nil {
-			if !errors.Is(err, fs.ErrNotExist) {
-				// Unreadable or malformed: judge by the file's owner.
-				if p, perr := sem.Path(s); perr == nil {
-					if st, serr := os.Lstat(p); serr == nil && mine(fileUID(st)) {
-						what = append(what, "semaphore "+s)
-						if !dry {
-							errs = append(errs, unlinkIgnoreMissing(s))
-						}
-					}
-				}
-			}
-			continue
+		owner, ok := semOwner(s)
+		if !ok {
+			continue // missing
 		}
-		owner, _, oerr := x.Owner()
-		x.Close()
-		if oerr == nil && !mine(owner) {
+		if !mine(owner) {
 			fmt.Fprintf(out, "%s: semaphore %s left alone: owned by uid %d\n", name, s, owner)
 			continue
 		}
-		what = append(what, "semaphore "+s)
-		if !dry {
-			errs = append(errs, unlinkIgnoreMissing(s))
+		if dry {
+			what = append(what, "semaphore "+s)
+			continue
+		}
+		if err := unlinkIgnoreMissing(s); err != nil {
+			errs = append(errs, err)
+		} else {
+			what = append(what, "semaphore "+s)
 		}
 	}
-	if lock == nil {
-		// dry run, no lock file
-	} else if lockUID, _, _ := lock.Stat(); mine(lockUID) {
-		if !lock.Created() {
-			what = append(what, "lock file")
-		}
-		if !dry || lock.Created() {
-			errs = append(errs, lock.Remove())
+	if lock != nil && (!segmentLeft || lock.Created()) {
+		if lockUID, _, _ := lock.Stat(); mine(lockUID) {
+			switch {
+			case dry:
+				what = append(what, "lock file")
+			default:
+				removed, err := lock.RemoveLocked()
+				if err != nil {
+					errs = append(errs, err)
+				} else if removed && !lock.Created() {
+					what = append(what, "lock file")
+				}
+			}
 		}
 	}
 	if len(what) > 0 {
@@ -186,11 +214,44 @@ func gcRing(name string, dry bool, out io.Writer) error {
 	return errors.Join(errs...)
 }
 
+// whoHolds says which lock of a ring's lock file another process holds,
+// for gc's "left alone" line.
+func whoHolds(l *lockfile.File) string {
+	for _, role := range []lockfile.Role{lockfile.Producer, lockfile.Consumer} {
+		if held, _ := l.Held(role); held {
+			return "its " + role.String() + " is alive"
+		}
+	}
+	return "a process is starting on it or removing it; run gc again"
+}
+
+// semOwner returns the uid owning semaphore name's file; ok is false when
+// there is none. It looks at the file with lstat and does not map it.
+func semOwner(name string) (uid int, ok bool) {
+	p, err := sem.Path(name)
+	if err != nil {
+		return 0, false
+	}
+	st, err := os.Lstat(p)
+	if err != nil {
+		return 0, false
+	}
+	return fileUID(st), true
+}
+
 // judgeSegment says whether the segment with ring n's key may be removed,
-// and why.
+// and why. Only a segment that is entirely one uid's (owner and creator:
+// a creator can hand a segment to another uid) and that uid ours (or we
+// are root) is considered; of those, a ring of this NAME whose header
+// names the same owner, or an interrupted creation (magic never written,
+// creator dead, nobody else attached). Anything else (another layout
+// version, foreign magic, a corrupt header) is not ours to judge.
 func judgeSegment(n ringobj.Names, info shm.Info, mine func(int) bool) (string, bool) {
+	if info.UID != info.CUID {
+		return fmt.Sprintf("owned by uid %d but created by uid %d (handed over), not a ring of ours; its owner can remove it with ipcrm -m %d", info.UID, info.CUID, info.ID), false
+	}
 	if !mine(info.UID) {
-		return fmt.Sprintf("owned by uid %d", info.UID), false
+		return fmt.Sprintf("owned by uid %d; run gc as that user", info.UID), false
 	}
 	seg, err := shm.AttachID(info.ID, true, shm.Options{Lock: shm.Off})
 	if err != nil {
@@ -202,13 +263,17 @@ func judgeSegment(n ringobj.Names, info shm.Info, mine func(int) bool) (string, 
 		if r.Name() != n.Ring {
 			return fmt.Sprintf("holds ring %q (key collision)", r.Name()), false
 		}
-		if !mine(int(r.OwnerUID())) {
-			return fmt.Sprintf("ring owned by uid %d", r.OwnerUID()), false
+		if int(r.OwnerUID()) != info.UID {
+			return fmt.Sprintf("its header names owner uid %d, the segment is uid %d's; not removed", r.OwnerUID(), info.UID), false
 		}
 		return fmt.Sprintf("%d of %d items released", r.Tail(), r.Head()), true
 	}
-	// No valid header: an interrupted creation if its creator is gone and
-	// nobody else has it attached (our read-only attach is the one).
+	if !errors.Is(err, ring.ErrNotFormatted) {
+		return fmt.Sprintf("not a ring this shmpc can read (%s); if it is yours and unused, remove it with ipcrm -m %d", shortErr(err), info.ID), false
+	}
+	// No header was ever written: an interrupted creation if its creator
+	// is gone and nobody else has it attached (our read-only attach is
+	// the one).
 	if _, perr := proc.StartTime(info.CreatorPID); perr == nil {
 		return "no valid header, but its creator (pid " + fmt.Sprint(info.CreatorPID) + ") is alive", false
 	}

@@ -19,3 +19,9 @@ var ProducerEnded func(ring string)
 // window in which a peer that attaches must not be taken for one that
 // left.
 var BetweenPeerLooks func()
+
+// LockFileOpened, if set, is called with the path each time a ring's lock
+// file is opened (lockfile.Open, so Claim and gc too), after the open and
+// before any lock is taken on it: the window in which the file can be
+// removed and replaced behind the opener's back.
+var LockFileOpened func(path string)

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/shmpc/shmpc/internal/lockfile"
 	"github.com/shmpc/shmpc/sem"
 	"github.com/shmpc/shmpc/shm"
 )
@@ -83,6 +84,88 @@ func Leftovers(n Names) ([]string, error) {
 		return out, err
 	}
 	return out, nil
+}
+
+// ClaimRole takes role of ring n's lock file by lockfile.Claim's rules,
+// creating the file (with exactly perm) when create is set. A file that
+// must be ours (uid >= 0) is refused when another uid owns it or its mode
+// grants more than perm. Errors match ErrBusy when a live process holds
+// the role or a cleaner held the file too long, ErrForeign for a file that
+// is not ours, and fs.ErrNotExist when it is missing and create is not set.
+func ClaimRole(n Names, role lockfile.Role, create bool, perm os.FileMode, uid int) (*lockfile.File, error) {
+	l, err := lockfile.Claim(n.Lock, role, lockfile.ClaimOptions{Create: create, Perm: perm, UID: uid})
+	switch {
+	case err == nil:
+		return l, nil
+	case errors.Is(err, lockfile.ErrForeign):
+		return nil, fmt.Errorf("ring %s: %w (%w)", n.Ring, err, ErrForeign)
+	case errors.Is(err, lockfile.ErrCleaning):
+		return nil, fmt.Errorf("ring %s: %w (%w)", n.Ring, err, ErrBusy)
+	}
+	return nil, err
+}
+
+// removeLockStep is the first pause between RemoveLockFile's attempts; it
+// doubles up to removeLockMaxStep.
+const (
+	removeLockStep    = 200 * time.Microsecond
+	removeLockMaxStep = 10 * time.Millisecond
+)
+
+// RemoveLockFile unlinks ring n's lock file through l, by lockfile's rules:
+// only while l holds the gate and both roles (taken here, trying for up
+// to wait while another process holds one) and the file is still at the
+// path. It removes the file only when the ring has no segment left, or
+// when force is set (the caller created the file in this run, so no ring
+// depended on it). It reports whether it removed the file; the locks it
+// took are given back, and l stays open.
+func RemoveLockFile(l *lockfile.File, n Names, wait time.Duration, force bool) (bool, error) {
+	deadline := time.Now().Add(wait)
+	step := removeLockStep
+	for {
+		undo, err := l.LockAll()
+		if err == nil {
+			defer undo()
+			break
+		}
+		if !errors.Is(err, lockfile.ErrHeld) {
+			return false, err
+		}
+		if stale, serr := l.Stale(); serr == nil && stale {
+			return false, nil // someone else removed it (and maybe made a new one)
+		}
+		if !time.Now().Before(deadline) {
+			return false, nil
+		}
+		time.Sleep(step)
+		step = min(2*step, removeLockMaxStep)
+	}
+	if !force {
+		if _, err := shm.Lookup(n.Key); err == nil {
+			return false, nil // the ring's segment is there: its lock file stays
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return false, err
+		}
+	}
+	return l.RemoveLocked()
+}
+
+// CheckSegment refuses a segment at ring n's key that is not ours: owned
+// or created by another uid than uid (a creator can hand a segment to
+// another uid with IPC_SET, so the owner alone proves nothing), or with a
+// mode that grants more than perm. The error matches ErrForeign.
+func CheckSegment(n Names, info shm.Info, uid int, perm os.FileMode) error {
+	if info.UID != uid || info.CUID != uid {
+		return fmt.Errorf("segment key %#x of ring %s is owned by uid %d and was created by uid %d, not ours (uid %d); "+
+			"it is not adopted: let its creator remove it, or use another -name: %w",
+			n.Key, n.Ring, info.UID, info.CUID, uid, ErrForeign)
+	}
+	if extra := info.Mode.Perm() &^ perm.Perm(); extra != 0 {
+		return fmt.Errorf("segment key %#x of ring %s has mode %#o, which grants %#o beyond %#o; "+
+			"remove it (shmpc gc -name %s) or give -perm %#o: %w",
+			n.Key, n.Ring, uint32(info.Mode.Perm()), uint32(extra), uint32(perm.Perm()), n.Ring, uint32(info.Mode.Perm()|perm.Perm()), ErrForeign)
+	}
+	return nil
 }
 
 // Sems are a ring's four semaphores, open.
