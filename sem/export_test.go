@@ -11,3 +11,8 @@ func Image(value uint32) [semSize]byte { return image(value) }
 // its context and the closed bit and its entry into the kernel. Call it
 // before any Wait on s.
 func (s *Semaphore) SetBeforeSleep(f func()) { s.beforeSleep = f }
+
+// SetAfterMap installs a hook that Open runs between mapping a semaphore
+// file and its first read of the mapping; nil removes it. Not for use
+// while other goroutines open semaphores.
+func SetAfterMap(f func(fd int)) { afterMap = f }

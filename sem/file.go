@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"math/rand/v2"
 	"os"
+	"runtime/debug"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -272,12 +273,37 @@ func mapFile(n semName, fd int) (*Semaphore, error) {
 	if err != nil {
 		return nil, &os.PathError{Op: "mmap", Path: n.path, Err: err}
 	}
-	data, private := words(mem)
-	if err := checkWords(n.canon, data.Load(), private.Load()); err != nil {
+	if afterMap != nil {
+		afterMap(fd)
+	}
+	if err := checkMapped(n, mem); err != nil {
 		unix.Munmap(mem)
 		return nil, err
 	}
 	return newSemaphore(n.canon, fd, mem), nil
+}
+
+// afterMap, if set (only by tests), runs between mapFile's mmap and its
+// first read of the words: the window in which another process can
+// truncate the file that fstat found long enough.
+var afterMap func(fd int)
+
+// checkMapped reads and checks the mapped words under the fault guard: the
+// file may have been truncated since fstat looked (anyone who can write it
+// can), and the first read of the mapping must then be an error, not a
+// SIGBUS.
+func checkMapped(n semName, mem []byte) (err error) {
+	defer func(old bool) {
+		debug.SetPanicOnFault(old)
+		if r := recover(); r != nil {
+			if _, ok := r.(interface{ Addr() uintptr }); !ok {
+				panic(r)
+			}
+			err = fmt.Errorf("%s was truncated while it was being opened (memory fault): %w", n.path, ErrInvalid)
+		}
+	}(debug.SetPanicOnFault(true))
+	data, private := words(mem)
+	return checkWords(n.canon, data.Load(), private.Load())
 }
 
 // tempSuffix returns six characters as mktemp(3) chooses them.

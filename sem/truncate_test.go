@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/shmpc/shmpc/sem"
 )
 
@@ -76,5 +78,46 @@ func TestTruncatedUnderASleeper(t *testing.T) {
 		t.Logf("Wait ended after %v: %v", time.Since(start), err)
 	case <-time.After(3 * time.Second):
 		t.Fatal("Wait asleep on a truncated semaphore did not end within 3s of its context's end")
+	}
+}
+
+// TestTruncatedWhileOpening: the file is long enough when Open looks at it
+// with fstat and truncated before Open's first read of the mapping (a
+// squatter toggling a 0666 file's size can hit that window at will). Open
+// must return an error matching ErrInvalid; before the read ran under the
+// fault guard, the process died of SIGBUS here.
+func TestTruncatedWhileOpening(t *testing.T) {
+	s, name := mustCreate(t, 1)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	hits := 0
+	sem.SetAfterMap(func(fd int) {
+		hits++
+		if err := unix.Ftruncate(fd, 0); err != nil {
+			t.Errorf("truncate: %v", err)
+		}
+	})
+	t.Cleanup(func() { sem.SetAfterMap(nil) })
+	for op, open := range map[string]func() (*sem.Semaphore, error){
+		"Open":         func() (*sem.Semaphore, error) { return sem.Open(name) },
+		"OpenOrCreate": func() (*sem.Semaphore, error) { return sem.OpenOrCreate(name, 0, 0o600) },
+	} {
+		path, _ := sem.Path(name)
+		if err := os.WriteFile(path, func() []byte { b := sem.Image(1); return b[:] }(), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		got, err := open()
+		if !errors.Is(err, sem.ErrInvalid) {
+			if got != nil {
+				got.Close()
+			}
+			t.Errorf("%s of a file truncated after fstat: %v, want ErrInvalid", op, err)
+			continue
+		}
+		t.Logf("%s: %v", op, err)
+	}
+	if hits != 2 {
+		t.Errorf("the hook ran %d times, want 2: the window was not reached", hits)
 	}
 }

@@ -573,6 +573,9 @@ func benchPeer(args []string, stdout, stderr io.Writer) error {
 	if *item <= 0 || (*stamp && *item < 8) || *count == 0 {
 		return usagef("bench peer: want -item of at least 8 bytes and a positive -count")
 	}
+	if *slots < 1 || *workers < 1 || *fd < 0 || *spin < 0 || *pace < 0 || slotSize.n <= 0 || slotSize.n > math.MaxInt32*4096 {
+		return usagef("bench peer: want positive -slots, -slot-size and -workers, and non-negative -fd, -spin and -pace")
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	var res peerResult

@@ -68,6 +68,43 @@ func formatSize(n int64) string {
 	return strconv.FormatInt(n, 10)
 }
 
+// count is an item-count flag: a non-negative whole number, and whether
+// it was given (-count 0 is an empty stream, not the default).
+type count struct {
+	n   int64
+	set bool
+}
+
+func (c *count) String() string {
+	if !c.set {
+		return ""
+	}
+	return strconv.FormatInt(c.n, 10)
+}
+
+func (c *count) Set(v string) error {
+	n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+	if err != nil || n < 0 {
+		return fmt.Errorf("want a non-negative whole number of items")
+	}
+	c.n, c.set = n, true
+	return nil
+}
+
+// fileName is a file-name flag that refuses an empty name, which is an
+// unset shell variable more often than a choice.
+type fileName string
+
+func (f *fileName) String() string { return string(*f) }
+
+func (f *fileName) Set(v string) error {
+	if v == "" {
+		return fmt.Errorf("want a file name (it is empty: an unset variable?)")
+	}
+	*f = fileName(v)
+	return nil
+}
+
 // policy is an auto|on|off flag.
 type policy struct{ p shm.Policy }
 
@@ -98,7 +135,7 @@ func (p *perm) Set(v string) error {
 type produceFlags struct {
 	slots     int
 	slotSize  size
-	count     int64
+	count     count
 	bytes     size
 	hugepages policy
 	mlock     policy
@@ -145,7 +182,7 @@ func (f *produceFlags) register(fs *flag.FlagSet) {
 	f.perm = perm{m: 0o600}
 	fs.IntVar(&f.slots, "slots", 8, "number of slots in the ring")
 	fs.Var(&f.slotSize, "slot-size", "bytes per slot, a multiple of 4096 (e.g. 64KiB, 8MiB)")
-	fs.Int64Var(&f.count, "count", -1, "send N items of exactly the slot size")
+	fs.Var(&f.count, "count", "send N items of exactly the slot size")
 	fs.Var(&f.bytes, "bytes", "send SIZE bytes: full items and one shorter last item")
 	fs.Var(&f.hugepages, "hugepages", "back the ring with 2 MiB huge pages: auto, on or off")
 	fs.Var(&f.mlock, "mlock", "mlock the ring: auto, on or off")
@@ -171,7 +208,7 @@ func (f *produceFlags) check(stdin bool) error {
 		return usagef("-slot-size %s: too large", formatSize(f.slotSize.n))
 	}
 	n := 0
-	if f.count >= 0 {
+	if f.count.set {
 		n++
 	}
 	if f.bytes.set {
@@ -183,8 +220,8 @@ func (f *produceFlags) check(stdin bool) error {
 	if n > 1 {
 		return usagef("-count, -bytes and -stdin exclude each other: give one")
 	}
-	if f.count < -1 {
-		return usagef("-count %d: want a non-negative number of items", f.count)
+	if f.count.set && f.count.n > math.MaxInt64/f.slotSize.n {
+		return usagef("-count %d of -slot-size %s is more than %d bytes: give fewer items or smaller slots", f.count.n, formatSize(f.slotSize.n), int64(math.MaxInt64))
 	}
 	return f.peerFlags.check()
 }
@@ -198,7 +235,7 @@ type consumeFlags struct {
 
 func (f *consumeFlags) register(fs *flag.FlagSet, withShared bool) {
 	fs.IntVar(&f.workers, "workers", 0, "worker goroutines running the handler (default: number of CPUs)")
-	fs.StringVar(&f.manifest, "manifest", "", "append one JSON line per delivered item to FILE, before the item is released")
+	fs.Var((*fileName)(&f.manifest), "manifest", "append one JSON line per delivered item to FILE, before the item is released")
 	if withShared {
 		f.peerFlags.register(fs,
 			"how long to wait for a producer's ready",

@@ -25,6 +25,9 @@ func cmdGC(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	var names []string
+	if flagSet(fs, "name") && *only == "" {
+		return usagef("-name is empty (an unset variable?): give a ring NAME, or leave -name out to judge every ring")
+	}
 	if *only != "" {
 		if err := shm.ValidName(*only); err != nil {
 			return usagef("-name: %v", err)

@@ -55,8 +55,8 @@ func cmdProduce(args []string, stderr io.Writer) error {
 	var items, total uint64 // 0 items with total 0 and !stdin: an empty stream
 	switch {
 	case *stdin:
-	case pf.count >= 0:
-		items, total = uint64(pf.count), uint64(pf.count)*uint64(slotSize)
+	case pf.count.set:
+		items, total = uint64(pf.count.n), uint64(pf.count.n)*uint64(slotSize)
 	case pf.bytes.set:
 		total = uint64(pf.bytes.n)
 		items = (total + uint64(slotSize) - 1) / uint64(slotSize)
@@ -64,7 +64,7 @@ func cmdProduce(args []string, stderr io.Writer) error {
 		total = defaultBytes
 		items = (total + uint64(slotSize) - 1) / uint64(slotSize)
 	}
-	explicitTotal := pf.count >= 0 || pf.bytes.set
+	explicitTotal := pf.count.set || pf.bytes.set
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/shmpc/shmpc/internal/lockfile"
 	"github.com/shmpc/shmpc/sem"
 	"github.com/shmpc/shmpc/shm"
@@ -197,10 +199,10 @@ func OpenSems(n Names, create bool, perm os.FileMode, uid int) (*Sems, error) {
 			if err == nil {
 				created = append(created, name)
 			} else if errors.Is(err, fs.ErrExist) {
-				x, err = sem.Open(name)
+				x, err = openOwned(name, uid)
 			}
 		} else {
-			x, err = sem.Open(name)
+			x, err = openOwned(name, uid)
 		}
 		if err != nil {
 			return fail(fmt.Errorf("open semaphore %s: %w", name, err))
@@ -211,6 +213,20 @@ func OpenSems(n Names, create bool, perm os.FileMode, uid int) (*Sems, error) {
 		}
 	}
 	return &s, nil
+}
+
+// openOwned opens an existing semaphore after a look at its file's owner,
+// so a squatter's file is refused before it is mapped (CheckOwner, after
+// the open, is the check that counts: the file can change in between).
+func openOwned(name string, uid int) (*sem.Semaphore, error) {
+	if p, err := sem.Path(name); err == nil {
+		var st unix.Stat_t
+		if err := unix.Lstat(p, &st); err == nil && int(st.Uid) != uid {
+			return nil, fmt.Errorf("semaphore %s is owned by uid %d, not %d; it is not adopted: let its owner remove it, or use another -name: %w",
+				name, st.Uid, uid, sem.ErrForeignOwner)
+		}
+	}
+	return sem.Open(name)
 }
 
 // Close closes the semaphores (it does not unlink them). It is
