@@ -578,7 +578,10 @@ func (c *Consumer) awaitCleanup() {
 		if stale, err := c.lock.Stale(); err != nil || stale {
 			return // the producer removed the ring
 		}
-		if held, err := c.lock.Held(lockfile.Producer); err == nil && !held && c.removeIfProducerGone() {
+		// The producer lets its role go only after it removed the segment
+		// and the semaphores (or by dying): once it is free, what is left
+		// is ours to remove.
+		if c.removeIfProducerGone() {
 			return
 		}
 		if !time.Now().Before(deadline) {
@@ -797,6 +800,7 @@ func (c *Consumer) release() error {
 		errs = append(errs, c.seg.Detach())
 	}
 	if c.lock != nil {
+		errs = append(errs, ringobj.LeaveLockFile(c.lock, c.names, lockfile.Consumer, false))
 		errs = append(errs, c.lock.Close())
 	}
 	return errors.Join(errs...)

@@ -225,12 +225,24 @@ var panicMarkers = []string{"panic:", "goroutine ", "fatal error:", "runtime err
 // notePrefixes start the informational lines a shmpc process may print
 // besides its one-line error.
 var notePrefixes = []string{
-	"shmpc produce: ring ", // "ring NAME uses huge pages", "ring NAME belongs to uid"
 	"shmpc produce: resuming ring ",
 	"shmpc produce: discarded the existing ring ",
-	"shmpc consume: ring ",
 	"shmpc consume: the producer of ",
 	"shmpc: fault ",
+}
+
+// isNote reports whether l is one of the informational lines a shmpc
+// process may print besides its one-line error: notePrefixes, and "ring
+// NAME uses huge pages" or "ring NAME belongs to uid N" (an error line
+// such as "ring NAME already has a live producer" is not one).
+func isNote(l string) bool {
+	if hasAnyPrefix(l, notePrefixes) {
+		return true
+	}
+	if hasAnyPrefix(l, []string{"shmpc produce: ring ", "shmpc consume: ring "}) {
+		return strings.Contains(l, " uses huge pages") || strings.Contains(l, " belongs to uid ")
+	}
+	return false
 }
 
 // checkStderr checks a process's stderr after it exited: no panic trace
@@ -251,7 +263,7 @@ func (tr *Trial) checkStderr(p *proc, want ...string) string {
 	}
 	var lines []string
 	for _, l := range strings.Split(strings.TrimRight(errb, "\n"), "\n") {
-		if l == "" || hasAnyPrefix(l, notePrefixes) {
+		if l == "" || isNote(l) {
 			continue
 		}
 		if strings.HasPrefix(l, "shmpc produce: ") && strings.Contains(l, " items, ") && strings.Contains(l, " pages ") {

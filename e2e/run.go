@@ -109,6 +109,9 @@ type Row struct {
 	BadDelivered     int
 	Lost, Dups       int
 	Leaked           int
+	LiveDamaged      int
+	DoubleOwners     int
+	Adopted          int
 	Failed           int // trials with any failed check
 	Detect           time.Duration
 	Elapsed          time.Duration
@@ -116,7 +119,8 @@ type Row struct {
 
 // OK reports whether every must-be-zero cell of the row is zero.
 func (r Row) OK() bool {
-	return r.BadDelivered == 0 && r.Lost == 0 && r.Dups == 0 && r.Leaked == 0 && r.Failed == 0
+	return r.BadDelivered == 0 && r.Lost == 0 && r.Dups == 0 && r.Leaked == 0 &&
+		r.LiveDamaged == 0 && r.DoubleOwners == 0 && r.Adopted == 0 && r.Failed == 0
 }
 
 // Table sums the results by scenario and page mode, in the order of
@@ -146,6 +150,9 @@ func Table(scenarios []*Scenario, pages []PageMode, results []Result) []Row {
 		r.Lost += res.Lost
 		r.Dups += res.Dups
 		r.Leaked += res.Leaked
+		r.LiveDamaged += res.LiveDamaged
+		r.DoubleOwners += res.DoubleOwners
+		r.Adopted += res.Adopted
 		if !res.OK() {
 			r.Failed++
 		}
@@ -159,7 +166,7 @@ func Table(scenarios []*Scenario, pages []PageMode, results []Result) []Row {
 // every must-be-zero cell is zero.
 func PrintTable(w io.Writer, rows []Row) bool {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\tpages\ttrials\titems checked\tbad delivered\tlost\tdup\tleaked\tfailed\tworst detect\texpected outcome\t")
+	fmt.Fprintln(tw, "scenario\tpages\ttrials\titems checked\tbad delivered\tlost\tdup\tleaked\tlive damaged\tdouble owners\tadopted\tfailed\tworst detect\texpected outcome\t")
 	var tot Row
 	ok := true
 	for _, r := range rows {
@@ -176,8 +183,8 @@ func PrintTable(w io.Writer, rows []Row) bool {
 			mark = " <-- FAIL"
 			ok = false
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s%s\t\n", r.Scenario, r.Pages, trials, r.Items,
-			r.BadDelivered, r.Lost, r.Dups, r.Leaked, r.Failed, det, r.Expect, mark)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s%s\t\n", r.Scenario, r.Pages, trials, r.Items,
+			r.BadDelivered, r.Lost, r.Dups, r.Leaked, r.LiveDamaged, r.DoubleOwners, r.Adopted, r.Failed, det, r.Expect, mark)
 		tot.Trials += r.Trials
 		tot.Skipped += r.Skipped
 		tot.Items += r.Items
@@ -185,11 +192,14 @@ func PrintTable(w io.Writer, rows []Row) bool {
 		tot.Lost += r.Lost
 		tot.Dups += r.Dups
 		tot.Leaked += r.Leaked
+		tot.LiveDamaged += r.LiveDamaged
+		tot.DoubleOwners += r.DoubleOwners
+		tot.Adopted += r.Adopted
 		tot.Failed += r.Failed
 		tot.Detect = max(tot.Detect, r.Detect)
 	}
-	fmt.Fprintf(tw, "TOTAL\t\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%.1fms\t%s\t\n", tot.Trials, tot.Items, tot.BadDelivered,
-		tot.Lost, tot.Dups, tot.Leaked, tot.Failed, float64(tot.Detect)/float64(time.Millisecond),
+	fmt.Fprintf(tw, "TOTAL\t\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%.1fms\t%s\t\n", tot.Trials, tot.Items, tot.BadDelivered,
+		tot.Lost, tot.Dups, tot.Leaked, tot.LiveDamaged, tot.DoubleOwners, tot.Adopted, tot.Failed, float64(tot.Detect)/float64(time.Millisecond),
 		map[bool]string{true: "all must-be-zero cells are 0", false: "SOME MUST-BE-ZERO CELLS ARE NOT 0"}[ok])
 	_ = tw.Flush()
 	return ok

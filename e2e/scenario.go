@@ -71,6 +71,12 @@ func Scenarios() []*Scenario {
 			Expect: "refused, one line (1, or 3 after -wait); squatter's objects untouched"},
 		{Name: "squat-wrong-perm", run: squatWrongPerm,
 			Expect: "refused, one line (1); objects untouched; gc -name removes them"},
+		{Name: "lifecycle-start-race", run: startRace,
+			Expect: "K producers at once, gc and ls looping: one wins, the rest refused (1); all items once"},
+		{Name: "lifecycle-churn", run: churn,
+			Expect: "create-drain-remove x50, gc/ls looping, extras refused (1); every stream once; nothing left"},
+		{Name: "lifecycle-foreign", Root: true, run: foreignHandover,
+			Expect: "objects handed over by another uid, sizes/modes toggled: refused (1, 3); untouched; no crash"},
 	}
 }
 

@@ -95,8 +95,8 @@ func (c *Config) foreign() int {
 }
 
 // Result is what one trial found. The counters that must be zero for the
-// system to be right are BadDelivered, Lost, Dups, Leaked and (as a count
-// of trials) Failures.
+// system to be right are BadDelivered, Lost, Dups, Leaked, LiveDamaged,
+// DoubleOwners, Adopted and (as a count of trials) Failures.
 type Result struct {
 	Scenario string
 	Pages    PageMode
@@ -116,6 +116,15 @@ type Result struct {
 	// Leaked counts the ring's objects left after the trial (and planted
 	// objects that were removed or changed).
 	Leaked int
+	// LiveDamaged counts live rings that lost an object or an item to a
+	// racing start, teardown or gc (the lifecycle family).
+	LiveDamaged int
+	// DoubleOwners counts second live holders of a role: a claimant that
+	// was not refused, or a live owner that is not the ring's.
+	DoubleOwners int
+	// Adopted counts objects of another uid that a process used, wrote or
+	// removed.
+	Adopted int
 	// Detect is the worst peer-death detection time measured (0: none).
 	Detect time.Duration
 	// Failures lists every other check that failed: an exit status, a
@@ -131,7 +140,8 @@ type Result struct {
 
 // OK reports whether every must-be-zero counter of the trial is zero.
 func (r *Result) OK() bool {
-	return r.BadDelivered == 0 && r.Lost == 0 && r.Dups == 0 && r.Leaked == 0 && len(r.Failures) == 0
+	return r.BadDelivered == 0 && r.Lost == 0 && r.Dups == 0 && r.Leaked == 0 &&
+		r.LiveDamaged == 0 && r.DoubleOwners == 0 && r.Adopted == 0 && len(r.Failures) == 0
 }
 
 // Trial is one run of a scenario. Scenario code calls its methods from

@@ -706,7 +706,7 @@ func (p *Producer) waitConsumer(ctx context.Context, sleep func(context.Context)
 				}
 			}
 		case !p.watch.Seen() && gen == p.consumerGen:
-			if !now.Before(p.started.Add(p.opt.Wait)) {
+			if !now.Before(p.started.Add(p.opt.Wait)) && !ready() {
 				return fmt.Errorf("no consumer attached to %s within %v: %s: %w",
 					p.names.Ring, p.opt.Wait, p.lossReport(), ErrPeerLost)
 			}
@@ -722,7 +722,9 @@ func (p *Producer) waitConsumer(ctx context.Context, sleep func(context.Context)
 				goneSince = now
 			}
 			limit = goneSince.Add(p.opt.PeerTimeout)
-			if !now.Before(limit) {
+			// A consumer that drained the stream lets its role go at
+			// once: look at the ring again after the lock said "gone".
+			if !now.Before(limit) && !ready() {
 				return fmt.Errorf("consumer of %s is gone: %s: %w", p.names.Ring, p.lossReport(), ErrPeerLost)
 			}
 		}
@@ -794,16 +796,14 @@ func (p *Producer) Close() error {
 // last (the lock file is what gc judges ownership by), then lets go. The
 // segment goes by the id the producer holds; the semaphores by name only
 // while the lock file it holds is still the NAME's (else the names may be
-// a successor's). The lock file goes only when the producer can take both
-// roles on it (lockfile's rule): after a drain the consumer is leaving and
-// lets its role go at once, so remove waits for it up to removeLockWait;
-// a consumer that stays removes the file when it leaves.
+// a successor's). The lock file goes only by lockfile's rule (the gate and
+// both roles on it): the producer lets its own role go first and then
+// tries once, so of two sides leaving at once at least one finds both
+// roles free; a consumer that stays removes the file when it leaves.
 func (p *Producer) remove() error {
 	p.stopWaking()
-	drained := false
 	if p.ring != nil {
 		p.lastHead = p.ring.Head()
-		drained = p.ring.Drained()
 	}
 	var errs []error
 	if p.seg != nil {
@@ -826,23 +826,12 @@ func (p *Producer) remove() error {
 		errs = append(errs, p.sems.Close())
 	}
 	if p.lock != nil {
-		wait := time.Duration(0)
-		if drained {
-			wait = removeLockWait
-		}
-		if _, err := ringobj.RemoveLockFile(p.lock, p.names, wait, false); err != nil {
-			errs = append(errs, err)
-		}
+		errs = append(errs, ringobj.LeaveLockFile(p.lock, p.names, lockfile.Producer, false))
 		errs = append(errs, p.lock.Close())
 	}
 	p.removed = true
 	return errors.Join(errs...)
 }
-
-// removeLockWait bounds how long a producer that removed a drained ring
-// waits for the leaving consumer to let its role go, so that it can remove
-// the lock file itself.
-const removeLockWait = time.Second
 
 // stopWaking ends the peer monitor, before the semaphores and the lock
 // file it uses are closed.
@@ -877,7 +866,7 @@ func (p *Producer) abandon() {
 	}
 	if p.lock != nil {
 		if !p.resumed {
-			_, _ = ringobj.RemoveLockFile(p.lock, p.names, 0, p.lock.Created())
+			_ = ringobj.LeaveLockFile(p.lock, p.names, lockfile.Producer, p.lock.Created())
 		}
 		_ = p.lock.Close()
 	}

@@ -95,9 +95,6 @@ func gcRing(name string, dry bool, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	uid := os.Geteuid()
-	mine := func(owner int) bool { return owner == uid || uid == 0 }
-
 	var lock *lockfile.File
 	if dry {
 		// A dry run only looks (and creates nothing).
@@ -123,7 +120,15 @@ func gcRing(name string, dry bool, out io.Writer) error {
 				fmt.Fprintf(out, "%s: left alone: its lock file was replaced %d times while gc looked; run gc again\n", name, gcTries)
 				return nil
 			}
-			lock, err = lockfile.Open(n.Lock, true, 0o600, -1)
+			// Make the lock file only when something of the ring is
+			// there to judge: gc of a NAME with no objects leaves none.
+			lock, err = lockfile.Open(n.Lock, false, 0, -1)
+			if errors.Is(err, fs.ErrNotExist) {
+				if left, lerr := ringobj.Leftovers(n); lerr == nil && len(left) == 0 {
+					return nil
+				}
+				lock, err = lockfile.Open(n.Lock, true, 0o600, -1)
+			}
 			if err != nil {
 				fmt.Fprintf(out, "%s: left alone: cannot open its lock file: %v\n", name, err)
 				return nil
@@ -151,6 +156,7 @@ func gcRing(name string, dry bool, out io.Writer) error {
 		defer lock.Close()
 	}
 
+	mine := ringOwnership(n, lock)
 	var what []string
 	var errs []error
 	// The segment: a ring of this NAME, or an interrupted creation (no
@@ -215,6 +221,34 @@ func gcRing(name string, dry bool, out io.Writer) error {
 		fmt.Fprintf(out, "%s: %s %s\n", name, verb, strings.Join(what, ", "))
 	}
 	return errors.Join(errs...)
+}
+
+// ringOwnership returns gc's test of whether an object of ring n may be
+// removed by uid: its own objects always; root may also remove another
+// uid's, but only when every object of the ring (segment owner and
+// creator, the lock file unless gc made it, the semaphore files) is that
+// one uid's: a ring of mixed owners is someone's attack or accident, and
+// root leaves what is not its own alone.
+func ringOwnership(n ringobj.Names, lock *lockfile.File) func(owner int) bool {
+	uid := os.Geteuid()
+	if uid != 0 {
+		return func(owner int) bool { return owner == uid }
+	}
+	owners := map[int]bool{}
+	if info, err := shm.Lookup(n.Key); err == nil {
+		owners[info.UID], owners[info.CUID] = true, true
+	}
+	if lock != nil && !lock.Created() {
+		if u, _, err := lock.Stat(); err == nil {
+			owners[u] = true
+		}
+	}
+	for _, s := range n.SemNames() {
+		if u, ok := semOwner(s); ok {
+			owners[u] = true
+		}
+	}
+	return func(owner int) bool { return owner == uid || (len(owners) == 1 && owners[owner]) }
 }
 
 // whoHolds says which lock of a ring's lock file another process holds,

@@ -107,49 +107,34 @@ func ClaimRole(n Names, role lockfile.Role, create bool, perm os.FileMode, uid i
 	return nil, err
 }
 
-// removeLockStep is the first pause between RemoveLockFile's attempts; it
-// doubles up to removeLockMaxStep.
-const (
-	removeLockStep    = 200 * time.Microsecond
-	removeLockMaxStep = 10 * time.Millisecond
-)
-
-// RemoveLockFile unlinks ring n's lock file through l, by lockfile's rules:
-// only while l holds the gate and both roles (taken here, trying for up
-// to wait while another process holds one) and the file is still at the
-// path. It removes the file only when the ring has no segment left, or
-// when force is set (the caller created the file in this run, so no ring
-// depended on it). It reports whether it removed the file; the locks it
-// took are given back, and l stays open.
-func RemoveLockFile(l *lockfile.File, n Names, wait time.Duration, force bool) (bool, error) {
-	deadline := time.Now().Add(wait)
-	step := removeLockStep
-	for {
-		undo, err := l.LockAll()
-		if err == nil {
-			defer undo()
-			break
-		}
-		if !errors.Is(err, lockfile.ErrHeld) {
-			return false, err
-		}
-		if stale, serr := l.Stale(); serr == nil && stale {
-			return false, nil // someone else removed it (and maybe made a new one)
-		}
-		if !time.Now().Before(deadline) {
-			return false, nil
-		}
-		time.Sleep(step)
-		step = min(2*step, removeLockMaxStep)
+// LeaveLockFile is how a side that leaves lets go of ring n's lock file
+// l: it gives up its own role, then removes the file if it can take the
+// gate and both roles at once (one try; see lockfile) and the ring has no
+// segment left (or force: the caller created the file in this run, so no
+// ring depended on it). Giving the role up first means that of two sides
+// leaving at the same time, the one that tries last finds both roles free.
+// It does not close l.
+func LeaveLockFile(l *lockfile.File, n Names, role lockfile.Role, force bool) error {
+	if err := l.Unlock(role); err != nil {
+		return err
 	}
+	undo, err := l.LockAll()
+	if errors.Is(err, lockfile.ErrHeld) {
+		return nil // a live owner (or a cleaner) has it
+	}
+	if err != nil {
+		return err
+	}
+	defer undo()
 	if !force {
 		if _, err := shm.Lookup(n.Key); err == nil {
-			return false, nil // the ring's segment is there: its lock file stays
+			return nil // the ring's segment is there: its lock file stays
 		} else if !errors.Is(err, fs.ErrNotExist) {
-			return false, err
+			return err
 		}
 	}
-	return l.RemoveLocked()
+	_, err = l.RemoveLocked()
+	return err
 }
 
 // CheckSegment refuses a segment at ring n's key that is not ours: owned
