@@ -31,7 +31,7 @@ fuzz:
 	done
 
 # e2e runs the fault-injection suite as root: it reserves huge pages (flock +
-# add), runs 432 trials in both page modes, prints the table and gives the
+# add), runs 504 trials in both page modes, prints the table and gives the
 # pages back, also on failure or interrupt.
 e2e:
 	./e2e/run.sh

@@ -63,6 +63,21 @@
 // ring of nobody's attacked by another uid); squat-wrong-perm (objects of
 // our uid with looser permissions or the wrong size).
 //
+// Lifecycle races (issue 12): lifecycle-start-race (2 to 8 producers
+// started at once on a fresh NAME while `gc -name NAME`, `gc -dry-run` and
+// `ls -json` run in a loop: exactly one wins, the rest are refused with
+// one line, the stream is delivered once); lifecycle-churn (one NAME
+// created, drained and removed 50 times in a row under the same loop, with
+// extra producers and consumers started while both roles are held: each
+// is refused, every stream is delivered exactly once, nothing is left);
+// lifecycle-foreign (another uid creates a segment at the ring's key and
+// hands it over with IPC_SET, plants semaphore and lock files, and keeps
+// toggling their sizes and modes while the target uid's producer,
+// consumer, gc and ls run: refused, no crash, the objects untouched).
+// Their cells: live rings damaged, double owners, adopted foreign objects.
+// The loop never runs a plain `gc`, which would judge the rings of trials
+// running at once and of other programs on the machine.
+//
 // # Running
 //
 // `go test ./e2e` runs one trial of every scenario in each page mode

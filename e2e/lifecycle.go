@@ -522,9 +522,10 @@ func foreignHandover(tr *Trial) {
 
 // createAs creates a SysV segment at key as uid (its creator uid, cuid, is
 // then uid): one locked OS thread takes uid as its effective uid for the
-// shmget. The thread is never given back to the runtime: its goroutine
-// ends with it locked, so the thread exits rather than serve other
-// goroutines with a changed identity.
+// shmget and takes root back afterwards (the real and saved uids stay 0).
+// The thread must not die: every child this process started from it
+// (Pdeathsig is per thread) would be killed with it. If it cannot become
+// root again it is parked for good instead (goleak then reports it).
 func createAs(uid, key, size int) (int, error) {
 	type result struct {
 		id  int
@@ -532,12 +533,18 @@ func createAs(uid, key, size int) (int, error) {
 	}
 	res := make(chan result, 1)
 	go func() {
-		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
+		runtime.LockOSThread()
 		if _, _, e := unix.RawSyscall(unix.SYS_SETRESUID, ^uintptr(0), uintptr(uid), ^uintptr(0)); e != 0 {
+			runtime.UnlockOSThread()
 			res <- result{err: fmt.Errorf("setresuid: %w", e)}
 			return
 		}
 		id, err := unix.SysvShmGet(key, size, unix.IPC_CREAT|unix.IPC_EXCL|0o600)
+		if _, _, e := unix.RawSyscall(unix.SYS_SETRESUID, ^uintptr(0), 0, ^uintptr(0)); e != 0 {
+			res <- result{id: id, err: fmt.Errorf("take back euid 0 after creating as uid %d: %w", uid, e)}
+			select {} // never hand a thread with another identity back to the runtime
+		}
+		runtime.UnlockOSThread()
 		res <- result{id: id, err: err}
 	}()
 	r := <-res

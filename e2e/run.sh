@@ -5,7 +5,7 @@
 # huge-page pool (under an exclusive flock on /tmp/shmpc-hugepages.lock,
 # adding to the current value, never setting an absolute one), runs
 # SHMPC_E2E_TRIALS (default 12) trials of every scenario in both page modes
-# (18 scenarios x 2 x 12 = 432), SHMPC_E2E_PARALLEL (default 2) at a time,
+# (21 scenarios x 2 x 12 = 504), SHMPC_E2E_PARALLEL (default 2) at a time,
 # prints the table, and gives the pages back (subtracting exactly what it
 # added) on every exit: success, failure, Ctrl-C, SIGTERM.
 # Extra arguments go to the runner (e2e/cmd/e2e), e.g. -seed N or

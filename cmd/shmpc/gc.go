@@ -64,11 +64,13 @@ func gcCandidates() ([]string, error) {
 		if err != nil {
 			continue
 		}
-		if r, err := ring.Open(seg.Bytes()); err == nil && shm.ValidName(r.Name()) == nil {
-			if k, _ := shm.KeyForName(r.Name()); k == s.Key {
-				set[r.Name()] = true
+		guardFault(func() {
+			if r, err := ring.Open(seg.Bytes()); err == nil && shm.ValidName(r.Name()) == nil {
+				if k, _ := shm.KeyForName(r.Name()); k == s.Key {
+					set[r.Name()] = true
+				}
 			}
-		}
+		})
 		seg.Detach()
 	}
 	out := make([]string, 0, len(set))
@@ -295,7 +297,10 @@ func judgeSegment(n ringobj.Names, info shm.Info, mine func(int) bool) (string, 
 		return "cannot attach: " + shortErr(err), false
 	}
 	defer seg.Detach()
-	r, err := ring.Open(seg.Bytes())
+	var r *ring.Ring
+	if guardFault(func() { r, err = ring.Open(seg.Bytes()) }) {
+		return "reading it faulted (a huge-page segment without reserved pages?); remove it with ipcrm -m " + fmt.Sprint(info.ID) + " if it is yours and unused", false
+	}
 	if err == nil {
 		if r.Name() != n.Ring {
 			return fmt.Sprintf("holds ring %q (key collision)", r.Name()), false

@@ -134,9 +134,16 @@ func listRings() ([]ringInfo, error) {
 			seen[name] = true
 			continue
 		}
-		r, err := ring.Open(seg.Bytes())
+		var r *ring.Ring
+		if guardFault(func() {
+			if r, err = ring.Open(seg.Bytes()); err == nil {
+				fillRing(&ri, r, seg.Huge())
+			}
+		}) {
+			err = errors.New("reading it faulted (a huge-page segment without reserved pages?)")
+		}
+		seg.Detach()
 		if err != nil {
-			seg.Detach()
 			if !known {
 				continue // not a ring
 			}
@@ -145,8 +152,9 @@ func listRings() ([]ringInfo, error) {
 			seen[name] = true
 			continue
 		}
-		fillRing(&ri, r, seg.Huge())
-		seg.Detach()
+		if s.UID != s.CUID {
+			ri.State = fmt.Sprintf("not a ring of anyone's: owned by uid %d but created by uid %d", s.UID, s.CUID)
+		}
 		seen[ri.Name] = true
 		out = append(out, ri)
 	}
