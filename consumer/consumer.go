@@ -315,7 +315,13 @@ func (c *Consumer) tryAttach() (done bool, err error) {
 }
 
 func (c *Consumer) holder() string {
-	seg, err := shm.Attach(c.names.Key, true, shm.Options{Lock: shm.Off})
+	// Only a segment that is one uid's (owner and creator) is read: a
+	// handed-over one is someone's attack, and not worth a message.
+	info, err := shm.Lookup(c.names.Key)
+	if err != nil || info.UID != info.CUID {
+		return ""
+	}
+	seg, err := shm.AttachID(info.ID, true, shm.Options{Lock: shm.Off})
 	if err != nil {
 		return ""
 	}

@@ -285,7 +285,13 @@ func Open(ctx context.Context, name string, opt Options) (_ *Producer, err error
 // holder describes who holds a role, from the ring's header when it can be
 // read, for error messages.
 func holder(names ringobj.Names, producer bool) string {
-	seg, err := shm.Attach(names.Key, true, shm.Options{Lock: shm.Off})
+	// Only a segment that is one uid's (owner and creator) is read: a
+	// handed-over one is someone's attack, and not worth a message.
+	info, err := shm.Lookup(names.Key)
+	if err != nil || info.UID != info.CUID {
+		return ""
+	}
+	seg, err := shm.AttachID(info.ID, true, shm.Options{Lock: shm.Off})
 	if err != nil {
 		return ""
 	}
