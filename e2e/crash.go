@@ -228,7 +228,9 @@ func producerKilled(tr *Trial, resume bool) {
 		got := tr.delivered("consumer", m, st)
 		tr.requireAll("the published items", got, 0, head)
 		tr.requireBelow("consumer", got, head)
-		if d, ok := deliveredCount(line); ok && d != head {
+		if d, ok := deliveredCount(line); !ok {
+			tr.failf("the consumer's error %q does not say how many items were delivered", line)
+		} else if d != head {
 			tr.failf("the consumer says %d items delivered; %d were published and delivered", d, head)
 		}
 		if sink != nil {
@@ -344,7 +346,9 @@ func consumerKilled(tr *Trial, resume bool) {
 		got := tr.delivered("consumer", m1, st)
 		tr.requireAll("the released items", got, 0, tail)
 		tr.requireBelow("consumer", got, r.Head())
-		if d, ok := deliveredCount(line); ok && d != tail {
+		if d, ok := deliveredCount(line); !ok {
+			tr.failf("the producer's error %q does not say how many items were delivered", line)
+		} else if d != tail {
 			tr.failf("the producer says %d items delivered; the consumer released %d", d, tail)
 		}
 		tr.checkLeftovers()

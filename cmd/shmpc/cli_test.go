@@ -72,7 +72,7 @@ func TestLifeCycle(t *testing.T) {
 					pr, cr := p.wait(t, time.Minute), c.wait(t, time.Minute)
 					require.Equal(t, 0, pr.code, "producer stderr:\n%s", pr.stderr)
 					require.Equal(t, 0, cr.code, "consumer stderr:\n%s", cr.stderr)
-					checkDelivery(t, readManifest(t, manifest), uint64(g.items), g.slotSize, g.slotSize, false)
+					checkDelivery(t, readManifest(t, manifest), uint64(g.items), g.slotSize, g.slotSize, 0)
 					var cs consumeSummary
 					require.True(t, lastJSON([]byte(cr.stdout), &cs), "consumer summary: %q", cr.stdout)
 					require.Equal(t, uint64(g.items), cs.Items)
@@ -102,7 +102,7 @@ func TestRunJSON(t *testing.T) {
 			require.EqualValues(t, 0, sum["integrity_errors"])
 			require.Equal(t, "normal", sum["pages"])
 			require.Greater(t, sum["seconds"].(float64), 0.0)
-			checkDelivery(t, readManifest(t, manifest), 16, 64<<10, 1000000-15*(64<<10), false)
+			checkDelivery(t, readManifest(t, manifest), 16, 64<<10, 1000000-15*(64<<10), 0)
 			name := sum["name"].(string)
 			requireNoLeftovers(t, name)
 		})
@@ -126,7 +126,7 @@ func TestSIGTERMProducer(t *testing.T) {
 	lines := readManifest(t, manifest)
 	require.Less(t, ps.Items, uint64(100000000))
 	require.Len(t, lines, int(ps.Items), "every published item delivered once")
-	checkDelivery(t, lines, ps.Items, 4096, 4096, false)
+	checkDelivery(t, lines, ps.Items, 4096, 4096, 0)
 }
 
 // TestSIGTERMConsumer: the consumer finishes and releases its in-flight
@@ -148,7 +148,7 @@ func TestSIGTERMConsumer(t *testing.T) {
 	require.True(t, lastJSON([]byte(cr.stdout), &cs))
 	lines := readManifest(t, manifest)
 	require.Len(t, lines, int(cs.Items))
-	checkDelivery(t, lines, cs.Items, 4096, 4096, false) // 0..n-1, each once
+	checkDelivery(t, lines, cs.Items, 4096, 4096, 0) // 0..n-1, each once
 }
 
 func waitManifest(t *testing.T, path string, lines int) {
@@ -338,7 +338,7 @@ func TestSecondProducerRefused(t *testing.T) {
 	c := start(t, time.Minute, nil, "consume", "-name", name, "-manifest", manifest)
 	require.Equal(t, 0, p.wait(t, time.Minute).code)
 	require.Equal(t, 0, c.wait(t, time.Minute).code)
-	checkDelivery(t, readManifest(t, manifest), 200, 4096, 4096, false)
+	checkDelivery(t, readManifest(t, manifest), 200, 4096, 4096, 0)
 }
 
 // TestSecondConsumerRefused: a ring with a live consumer refuses another.
@@ -404,7 +404,7 @@ func TestResumeWithOtherGeometryRefused(t *testing.T) {
 	c := start(t, time.Minute, nil, "consume", "-name", name, "-manifest", manifest)
 	require.Equal(t, 0, p2.wait(t, time.Minute).code)
 	require.Equal(t, 0, c.wait(t, time.Minute).code)
-	checkDelivery(t, readManifest(t, manifest), 100, 4096, 4096, false)
+	checkDelivery(t, readManifest(t, manifest), 100, 4096, 4096, 0)
 }
 
 func waitFull(t *testing.T, n ringobj.Names, slots uint64) {

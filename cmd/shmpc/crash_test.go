@@ -40,6 +40,15 @@ func kill(t *testing.T, s *started) time.Time {
 	return at
 }
 
+// requireNoRepeats fails if one consumer's manifest names an item twice: a
+// consumer never redelivers to itself.
+func requireNoRepeats(t *testing.T, who string, lines []manifestLine) {
+	t.Helper()
+	for seq, n := range seqCount(lines) {
+		require.Equal(t, 1, n, "%s delivered item %d %d times", who, seq, n)
+	}
+}
+
 func seqCount(lines []manifestLine) map[uint64]int {
 	m := map[uint64]int{}
 	for _, l := range lines {
@@ -72,7 +81,7 @@ func TestConsumerKilledInHandler(t *testing.T) {
 
 	l1, l2 := readManifest(t, m1), readManifest(t, m2)
 	all := append(append([]manifestLine{}, l1...), l2...)
-	checkDelivery(t, all, items, 4096, 4096, true)
+	checkDelivery(t, all, items, 4096, 4096, slots)
 	c1s, c2s := seqCount(l1), seqCount(l2)
 	dups := 0
 	for seq, n := range c1s {
@@ -163,7 +172,7 @@ func TestProducerKilledInSlot(t *testing.T) {
 	require.Equal(t, 0, pr.code, pr.stderr)
 	require.Contains(t, pr.stderr, "resuming ring "+name+" at item 41")
 	require.Equal(t, 0, c.wait(t, time.Minute).code)
-	checkDelivery(t, readManifest(t, m), items, 64<<10, 64<<10, false)
+	checkDelivery(t, readManifest(t, m), items, 64<<10, 64<<10, 0)
 }
 
 // TestProducerKilledOnFullRingConsumerGivesUp: the producer dies blocked
@@ -181,7 +190,7 @@ func TestProducerKilledOnFullRingConsumerGivesUp(t *testing.T) {
 	cr := shmpc(t, 30*time.Second, nil, "consume", "-name", name, "-manifest", m, "-wait", "500ms")
 	require.GreaterOrEqual(t, time.Since(t0), 500*time.Millisecond, "a consumer that never saw the producer waits -wait for one")
 	oneLine(t, cr, exitPeerLost, "producer of "+name+" is gone and no new producer came within 500ms", "4 items delivered, 96 lost")
-	checkDelivery(t, readManifest(t, m), 4, 4096, 4096, false)
+	checkDelivery(t, readManifest(t, m), 4, 4096, 4096, 0)
 }
 
 // TestProducerKilledWhileConsumerWaits measures the consumer's detection
@@ -229,7 +238,7 @@ func TestProducerDiedBeforeCleanup(t *testing.T) {
 	p.waitStderr(t, "fault produce-before-cleanup", 30*time.Second)
 	kill(t, p)
 	require.Equal(t, 0, c.wait(t, 10*time.Second).code)
-	checkDelivery(t, readManifest(t, m), 30, 4096, 4096, false)
+	checkDelivery(t, readManifest(t, m), 30, 4096, 4096, 0)
 }
 
 // TestProducerDiedAfterEnd: the producer marked the end of the stream and
@@ -274,8 +283,12 @@ func TestProducerDiedAfterEnd(t *testing.T) {
 			require.Contains(t, pr.stderr, fmt.Sprintf("resuming ring %s at item %d", name, want))
 			cr := c2.wait(t, time.Minute)
 			require.Equal(t, 0, cr.code, cr.stderr)
-			all := append(readManifest(t, m1), readManifest(t, m2)...)
-			checkDelivery(t, all, want, 4096, 4096, true)
+			l1, l2 := readManifest(t, m1), readManifest(t, m2)
+			requireNoRepeats(t, "consumer 1", l1)
+			requireNoRepeats(t, "consumer 2", l2)
+			// Only what the first consumer had not released may repeat:
+			// at most the slot count.
+			checkDelivery(t, append(l1, l2...), want, 4096, 4096, slots)
 		})
 	}
 }
@@ -294,7 +307,7 @@ func TestIntegrityErrorStops(t *testing.T) {
 	require.Equal(t, exitPeerLost, pr.code, pr.stderr)
 	lines := readManifest(t, m)
 	require.Len(t, lines, 5)
-	checkDelivery(t, lines, 5, 4096, 4096, false)
+	checkDelivery(t, lines, 5, 4096, 4096, 0)
 }
 
 // TestBothKilledResume: with both sides dead the ring stays (ls shows its
@@ -329,8 +342,10 @@ func TestBothKilledResume(t *testing.T) {
 	c2 := start(t, time.Minute, nil, "consume", "-name", name, "-manifest", m2)
 	require.Equal(t, 0, p2.wait(t, time.Minute).code)
 	require.Equal(t, 0, c2.wait(t, time.Minute).code)
-	all := append(readManifest(t, m1), readManifest(t, m2)...)
-	checkDelivery(t, all, items, 4096, 4096, true)
+	l1, l2 := readManifest(t, m1), readManifest(t, m2)
+	requireNoRepeats(t, "consumer 1", l1)
+	requireNoRepeats(t, "consumer 2", l2)
+	checkDelivery(t, append(l1, l2...), items, 4096, 4096, 8) // the slot count
 }
 
 // TestBothKilledGC: gc removes a ring whose owners are both dead, and only
@@ -364,7 +379,7 @@ func TestBothKilledGC(t *testing.T) {
 	c := start(t, time.Minute, nil, "consume", "-name", live, "-manifest", m)
 	require.Equal(t, 0, pl.wait(t, time.Minute).code)
 	require.Equal(t, 0, c.wait(t, time.Minute).code)
-	checkDelivery(t, readManifest(t, m), 10, 4096, 4096, false)
+	checkDelivery(t, readManifest(t, m), 10, 4096, 4096, 0)
 
 	// -fresh discards a dead ring.
 	p = start(t, time.Minute, nil, "produce", "-name", dead, "-slots", "2", "-slot-size", "4096", "-count", "10", "-hugepages", "off")
@@ -377,7 +392,7 @@ func TestBothKilledGC(t *testing.T) {
 	pr := p.wait(t, time.Minute)
 	require.Equal(t, 0, pr.code, pr.stderr)
 	require.Equal(t, 0, c.wait(t, time.Minute).code)
-	checkDelivery(t, readManifest(t, m2), 3, 4096, 4096, false)
+	checkDelivery(t, readManifest(t, m2), 3, 4096, 4096, 0)
 }
 
 func lsRing(t *testing.T, name string) ringInfo {

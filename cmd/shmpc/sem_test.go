@@ -28,7 +28,7 @@ func TestStaleSemaphoreCounts(t *testing.T) {
 	c := start(t, time.Minute, nil, "consume", "-name", name, "-workers", "2", "-manifest", m)
 	require.Equal(t, 0, p.wait(t, time.Minute).code)
 	require.Equal(t, 0, c.wait(t, time.Minute).code)
-	checkDelivery(t, readManifest(t, m), 3000, 4096, 4096, false)
+	checkDelivery(t, readManifest(t, m), 3000, 4096, 4096, 0)
 }
 
 // TestSemaphoreCountsStayBounded: a long stream of small items through a
