@@ -1,12 +1,12 @@
 package main
 
 import (
-	"fmt"
 	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -297,12 +297,12 @@ func TestDeliveryCheckCanFail(t *testing.T) {
 		max   int
 	}{
 		"a repeat where none is allowed": {append(stream(20), line(3)), 0},
-		"nine repeats, eight allowed":     {append(stream(20), stream(9)...), 8},
-		"an item three times":             {append(append(stream(20), line(5)), line(5)), 8},
-		"a missing item":                  {stream(19), 0},
-		"an item beyond the stream":       {append(stream(20), line(20)), 0},
-		"a wrong CRC":                     {append(stream(19), manifestLine{Seq: 19, Len: 4096, CRC32C: 1}), 0},
-		"a wrong length":                  {append(stream(19), manifestLine{Seq: 19, Len: 4095, CRC32C: payload.CRC(19, 4095)}), 0},
+		"nine repeats, eight allowed":    {append(stream(20), stream(9)...), 8},
+		"an item three times":            {append(append(stream(20), line(5)), line(5)), 8},
+		"a missing item":                 {stream(19), 0},
+		"an item beyond the stream":      {append(stream(20), line(20)), 0},
+		"a wrong CRC":                    {append(stream(19), manifestLine{Seq: 19, Len: 4096, CRC32C: 1}), 0},
+		"a wrong length":                 {append(stream(19), manifestLine{Seq: 19, Len: 4095, CRC32C: payload.CRC(19, 4095)}), 0},
 	} {
 		err := deliveryError(c.lines, 20, 4096, 4096, c.max)
 		require.Error(t, err, what)

@@ -78,11 +78,62 @@ func TestCheckCatchesEveryFlip(t *testing.T) {
 }
 
 func TestChunkSeedZeroIsReplaced(t *testing.T) {
-	// splitmix64 is a bijection, so exactly one input maps to 0; whatever
-	// it is, ChunkSeed never returns 0.
-	for seq := uint64(0); seq < 1000; seq++ {
-		require.NotZero(t, ChunkSeed(seq, seq*7))
+	// splitmix64 is a bijection of uint64, so exactly one input x maps to
+	// 0. Find it by undoing the finaliser step by step (the multipliers are
+	// odd, so invertible mod 2^64), then reach it as chunk c of item seq.
+	const seedForZero = 0x9E3779B97F4A7C15
+	inverse := func(m uint64) uint64 { // Newton: 3, 6, 12, 24, 48, 96 bits
+		y := m
+		for range 5 {
+			y *= 2 - m*y
+		}
+		require.Equal(t, uint64(1), m*y, "expected %#x * %#x = 1 mod 2^64", m, y)
+		return y
 	}
+	unshift := func(z uint64, s uint) uint64 { // undoes z = y ^ y>>s
+		y := z
+		for i := s; i < 64; i += s {
+			y = z ^ y>>s
+		}
+		return y
+	}
+	inv1, inv2 := inverse(0xBF58476D1CE4E5B9), inverse(0x94D049BB133111EB)
+	unmix := func(z uint64) uint64 {
+		z = unshift(z, 31)
+		z = unshift(z*inv2, 27)
+		z = unshift(z*inv1, 30)
+		return z - seedForZero
+	}
+	for _, v := range []uint64{1, 0xE220A8397B1DCDAF, 1 << 63, ^uint64(0), 0x0123456789ABCDEF} {
+		require.Equal(t, v, splitmix64(unmix(v)), "expected splitmix64 to undo unmix(%#x): splitmix64 is not Vigna's finaliser", v)
+	}
+	require.Equal(t, uint64(0xE220A8397B1DCDAF), splitmix64(0), "expected Vigna's first splitmix64 output from 0")
+
+	x := unmix(0)
+	require.Zero(t, splitmix64(x), "expected splitmix64(%#x) = 0", x)
+	seq, c := x>>32, x&0xffffffff
+	require.Equal(t, x, seq<<32^c, "expected (seq<<32)^c = x")
+	t.Logf("splitmix64(%#x) = 0: chunk %d of item %d", x, c, seq)
+	require.Equal(t, uint64(seedForZero), ChunkSeed(seq, c), "expected ChunkSeed(%d, %d) to replace the seed 0", seq, c)
+
+	// The chunk's first two words, xorshift64 written out here.
+	w := [3]uint64{seedForZero}
+	for i := 1; i < len(w); i++ {
+		s := w[i-1]
+		s ^= s << 13
+		s ^= s >> 7
+		s ^= s << 17
+		w[i] = s
+	}
+	require.Equal(t, w[1], Word(seq, c*chunkWords), "expected word 0 of chunk %d of item %d to be xorshift64(%#x)", c, seq, uint64(seedForZero))
+	require.Equal(t, w[2], Word(seq, c*chunkWords+1), "expected word 1 of chunk %d of item %d to be the 2nd output", c, seq)
+	var buf [3 * ChunkBytes]byte
+	fillChunk(buf[:13], seq, c)
+	require.Equal(t, w[1], binary.LittleEndian.Uint64(buf[:8]), "expected fillChunk's word 0 of chunk %d of item %d", c, seq)
+	require.Equal(t, binary.LittleEndian.AppendUint64(nil, w[2])[:5], buf[8:13], "expected fillChunk's 5-byte tail to be a prefix of word 1")
+	fill3(buf[:], seq, c-1) // chunks c-1, c, c+1
+	require.Equal(t, w[1], binary.LittleEndian.Uint64(buf[ChunkBytes:]), "expected fill3's word 0 of chunk %d of item %d", c, seq)
+	require.Equal(t, w[2], binary.LittleEndian.Uint64(buf[ChunkBytes+8:]), "expected fill3's word 1 of chunk %d of item %d", c, seq)
 }
 
 // TestMatchesSeedref builds a small C program against the C++ baseline's
