@@ -103,7 +103,7 @@ func crcBlocks2(state uint32, p *byte, n int, c *foldConsts) uint32
 // the consumer's cache, which lifted a two-process run of 64 KiB items from
 // 5.9 to 12.8 GiB/s and of 8 MiB items from 12.4 to 14.3 GiB/s (medians of
 // 5, 2-core EPYC, huge pages). Partial groups use ordinary masked stores.
-var ntThreshold = 16 * ChunkBytes
+var ntThreshold = 8 * ChunkBytes
 
 // fillKernel is Fill with the assembly kernel, for every group of two to
 // eight (AVX2: four) whole chunks. The kernel's cost is per group whatever the number of
