@@ -109,21 +109,38 @@ func ClaimRole(n Names, role lockfile.Role, create bool, perm os.FileMode, uid i
 
 // LeaveLockFile is how a side that leaves lets go of ring n's lock file
 // l: it gives up its own role, then removes the file if it can take the
-// gate and both roles at once (one try; see lockfile) and the ring has no
-// segment left (or force: the caller created the file in this run, so no
-// ring depended on it). Giving the role up first means that of two sides
+// gate and both roles at once (see lockfile) and the ring has no segment
+// left (or force: the caller created the file in this run, so no ring
+// depended on it). Giving the role up first means that of two sides
 // leaving at the same time, the one that tries last finds both roles free.
+// It tries for up to wait while another process holds a lock on the file
+// (a drained consumer lets its role go a moment after the producer wakes),
+// and stops early once the file left the path (the other side removed it).
 // It does not close l.
-func LeaveLockFile(l *lockfile.File, n Names, role lockfile.Role, force bool) error {
+func LeaveLockFile(l *lockfile.File, n Names, role lockfile.Role, force bool, wait time.Duration) error {
 	if err := l.Unlock(role); err != nil {
 		return err
 	}
-	undo, err := l.LockAll()
-	if errors.Is(err, lockfile.ErrHeld) {
-		return nil // a live owner (or a cleaner) has it
-	}
-	if err != nil {
-		return err
+	deadline := time.Now().Add(wait)
+	step := 200 * time.Microsecond
+	var undo func()
+	for {
+		var err error
+		undo, err = l.LockAll()
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, lockfile.ErrHeld) {
+			return err
+		}
+		if stale, serr := l.Stale(); serr == nil && stale {
+			return nil // removed by the other side
+		}
+		if !time.Now().Before(deadline) {
+			return nil // a live owner (or a cleaner) has it
+		}
+		time.Sleep(step)
+		step = min(2*step, 10*time.Millisecond)
 	}
 	defer undo()
 	if !force {
@@ -133,7 +150,7 @@ func LeaveLockFile(l *lockfile.File, n Names, role lockfile.Role, force bool) er
 			return err
 		}
 	}
-	_, err = l.RemoveLocked()
+	_, err := l.RemoveLocked()
 	return err
 }
 

@@ -9,11 +9,12 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/shmpc/shmpc/internal/ringobj"
+	"github.com/shmpc/shmpc/internal/leakcheck"
 	"github.com/shmpc/shmpc/shm"
 )
 
@@ -37,22 +38,25 @@ func RingName(tb testing.TB, prefix string) string {
 	return name
 }
 
-// RequireNoLeftovers fails tb if any object of ring name exists (segment,
-// semaphores, lock file), and removes what it finds: only that ring's own,
-// exactly named objects.
+// RequireNoLeftovers fails tb if anything of ring name exists: any file in
+// /dev/shm whose name contains "shmpc."+name, or a segment with the ring's
+// key in /proc/sysvipc/shm (internal/leakcheck, which derives neither from
+// the code under test), and removes what it finds: only that ring's own
+// objects (the NAME is unique to the test).
 func RequireNoLeftovers(tb testing.TB, name string) {
 	tb.Helper()
-	n, err := ringobj.For(name)
-	require.NoError(tb, err)
-	left, err := ringobj.Leftovers(n)
+	left, err := leakcheck.Objects(name)
 	require.NoError(tb, err)
 	if len(left) == 0 {
 		return
 	}
 	tb.Errorf("ring %s left objects behind: %v", name, left)
-	if info, err := shm.Lookup(n.Key); err == nil {
+	if info, err := shm.Lookup(leakcheck.Key(name)); err == nil {
 		_ = shm.RemoveID(info.ID)
 	}
-	_ = ringobj.UnlinkSems(n)
-	_ = os.Remove(n.Lock)
+	for _, p := range left {
+		if strings.HasPrefix(p, leakcheck.Dir+"/") {
+			_ = os.Remove(p)
+		}
+	}
 }
