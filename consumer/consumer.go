@@ -806,7 +806,7 @@ func (c *Consumer) release() error {
 		errs = append(errs, c.seg.Detach())
 	}
 	if c.lock != nil {
-		errs = append(errs, ringobj.LeaveLockFile(c.lock, c.names, lockfile.Consumer, false))
+		errs = append(errs, ringobj.LeaveLockFile(c.lock, c.names, lockfile.Consumer, false, 0))
 		errs = append(errs, c.lock.Close())
 	}
 	return errors.Join(errs...)

@@ -804,12 +804,15 @@ func (p *Producer) Close() error {
 // while the lock file it holds is still the NAME's (else the names may be
 // a successor's). The lock file goes only by lockfile's rule (the gate and
 // both roles on it): the producer lets its own role go first and then
-// tries once, so of two sides leaving at once at least one finds both
-// roles free; a consumer that stays removes the file when it leaves.
+// tries (once, or for up to removeLockWait after a drain), so of two sides
+// leaving at once at least one finds both roles free; a consumer that
+// stays removes the file when it leaves.
 func (p *Producer) remove() error {
 	p.stopWaking()
+	drained := false
 	if p.ring != nil {
 		p.lastHead = p.ring.Head()
+		drained = p.ring.Drained()
 	}
 	var errs []error
 	if p.seg != nil {
@@ -832,12 +835,23 @@ func (p *Producer) remove() error {
 		errs = append(errs, p.sems.Close())
 	}
 	if p.lock != nil {
-		errs = append(errs, ringobj.LeaveLockFile(p.lock, p.names, lockfile.Producer, false))
+		// After a drain the consumer is leaving too and lets its role go
+		// at once: wait for that (briefly) so that End returns with
+		// nothing of the ring left.
+		wait := time.Duration(0)
+		if drained {
+			wait = removeLockWait
+		}
+		errs = append(errs, ringobj.LeaveLockFile(p.lock, p.names, lockfile.Producer, false, wait))
 		errs = append(errs, p.lock.Close())
 	}
 	p.removed = true
 	return errors.Join(errs...)
 }
+
+// removeLockWait bounds how long a producer that removed a drained ring
+// waits for the leaving consumer's role to come free.
+const removeLockWait = time.Second
 
 // stopWaking ends the peer monitor, before the semaphores and the lock
 // file it uses are closed.
@@ -872,7 +886,7 @@ func (p *Producer) abandon() {
 	}
 	if p.lock != nil {
 		if !p.resumed {
-			_ = ringobj.LeaveLockFile(p.lock, p.names, lockfile.Producer, p.lock.Created())
+			_ = ringobj.LeaveLockFile(p.lock, p.names, lockfile.Producer, p.lock.Created(), 0)
 		}
 		_ = p.lock.Close()
 	}
