@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/shmpc/shmpc/internal/payload"
 )
 
@@ -121,4 +123,30 @@ func TestStderrChecks(t *testing.T) {
 			t.Errorf("%q: failures %q do not say %q", c.script, got, c.want)
 		}
 	}
+}
+
+// TestDetectionNeedsAKill: a survivor that exited before its peer was
+// killed (it took a live peer for dead) is a failure, not a fast
+// detection; and waitFor ends the trial when a watched process has exited
+// even if the condition holds by then.
+func TestDetectionNeedsAKill(t *testing.T) {
+	res := selfTest(t, func(tr *Trial) {
+		tr.detected("consumer", -3*time.Millisecond)
+		tr.expired("producer", 0, 100*time.Millisecond)
+		tr.detected("consumer", 20*time.Millisecond) // a real one
+	})
+	require.Len(t, res.Failures, 2, "%v", res.Failures)
+	for _, f := range res.Failures {
+		require.Contains(t, f, "before its peer was killed")
+	}
+	require.Equal(t, 20*time.Millisecond, res.Detect, "only a positive time counts as a detection")
+
+	res = selfTest(t, func(tr *Trial) {
+		p := tr.start("survivor", procOpt{}, "-c", "exit 3")
+		p.wait(10 * time.Second)
+		tr.waitFor("something that is already true", time.Second, func() bool { return true }, p)
+		tr.failf("waitFor returned although the watched process had exited")
+	})
+	require.Len(t, res.Failures, 1, "%v", res.Failures)
+	require.Contains(t, res.Failures[0], "exited with status 3 while waiting for something that is already true")
 }

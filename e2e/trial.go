@@ -357,6 +357,12 @@ func (tr *Trial) file(name string) string { return filepath.Join(tr.dir, name) }
 // detected records a peer-death detection time: from the kill to the
 // survivor's exit.
 func (tr *Trial) detected(who string, d time.Duration) {
+	if d <= 0 {
+		// It exited before its peer was killed: it declared a live peer
+		// dead (or died of something else), which is no detection at all.
+		tr.failf("%s exited %v before its peer was killed: a live peer was taken for dead", who, -d)
+		return
+	}
 	tr.logf("%s noticed the death and exited %v after the kill", who, d)
 	if d > tr.res.Detect {
 		tr.res.Detect = d
@@ -369,6 +375,10 @@ func (tr *Trial) detected(who string, d time.Duration) {
 // expired checks that a survivor whose -peer-timeout was timeout gave up
 // after it expired and within the detection bound after that.
 func (tr *Trial) expired(who string, d, timeout time.Duration) {
+	if d <= 0 {
+		tr.failf("%s exited %v before its peer was killed: a live peer was taken for dead", who, -d)
+		return
+	}
 	tr.logf("%s gave up %v after the death, -peer-timeout %v", who, d, timeout)
 	if d < timeout {
 		tr.failf("%s gave up %v after its peer died, before its -peer-timeout %v", who, d, timeout)
@@ -379,14 +389,20 @@ func (tr *Trial) expired(who string, d, timeout time.Duration) {
 }
 
 // waitFor polls cond every millisecond until it holds. Not holding within
-// bound, or one of watch exiting first, ends the trial.
+// bound, or one of watch exiting first, ends the trial. The watched
+// processes are looked at before the condition, each time: a process that
+// exited while the condition came true has exited first (a survivor that
+// wrongly declared its peer dead must not pass for one that waited).
 func (tr *Trial) waitFor(what string, bound time.Duration, cond func() bool, watch ...*proc) {
 	deadline := time.Now().Add(bound)
-	for !cond() {
+	for {
 		for _, p := range watch {
 			if !p.running() {
 				tr.fatalf("%s exited with status %d while waiting for %s; stderr:\n%s", p.role, p.code(), what, clip(p.stderr.String(), 1500))
 			}
+		}
+		if cond() {
+			return
 		}
 		if time.Now().After(deadline) {
 			tr.fatalf("hang: %s did not happen within %v", what, bound)
