@@ -302,8 +302,16 @@ func TestFuzzSeedCorpus(t *testing.T) {
 		if *update {
 			seedFile(t, f.target, f.name, f.args...)
 		}
-		if _, err := os.Stat(filepath.Join("testdata", "fuzz", f.target, f.name)); err != nil {
+		got, err := os.ReadFile(filepath.Join("testdata", "fuzz", f.target, f.name))
+		if err != nil {
 			t.Errorf("seed corpus file missing (run with -update): %v", err)
+			continue
+		}
+		// The file must hold exactly the seed the code builds, so a seed
+		// that changed (a new layout, a new case) cannot leave the fuzz
+		// target running on stale inputs.
+		if want := seedText(t, f.args...); string(got) != want {
+			t.Errorf("seed corpus file %s/%s differs from the seed it should hold (run with -update)", f.target, f.name)
 		}
 	}
 }

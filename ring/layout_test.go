@@ -142,6 +142,14 @@ func TestMagicBytes(t *testing.T) {
 // seedFile writes one fuzz seed in the go test corpus format.
 func seedFile(tb testing.TB, target, name string, args ...any) {
 	tb.Helper()
+	dir := filepath.Join("testdata", "fuzz", target)
+	noErr(tb, os.MkdirAll(dir, 0o755), "mkdir corpus")
+	noErr(tb, os.WriteFile(filepath.Join(dir, name), []byte(seedText(tb, args...)), 0o644), "write seed")
+}
+
+// seedText is one fuzz seed in the go test corpus format.
+func seedText(tb testing.TB, args ...any) string {
+	tb.Helper()
 	var b strings.Builder
 	b.WriteString("go test fuzz v1\n")
 	for _, a := range args {
@@ -154,7 +162,5 @@ func seedFile(tb testing.TB, target, name string, args ...any) {
 			tb.Fatalf("seed arg of type %T", a)
 		}
 	}
-	dir := filepath.Join("testdata", "fuzz", target)
-	noErr(tb, os.MkdirAll(dir, 0o755), "mkdir corpus")
-	noErr(tb, os.WriteFile(filepath.Join(dir, name), []byte(b.String()), 0o644), "write seed")
+	return b.String()
 }

@@ -21,6 +21,12 @@ import (
 // counter. After every step every handle must agree with the model, no
 // waiter may be left registered, Check must pass, and the file's 32 bytes
 // must be exactly the image glibc would hold for the model's value.
+//
+// That image comes from the package's own encoder (sem.Image), so this test
+// proves the package consistent with itself, not with glibc: only
+// TestInterop and its siblings in interop_test.go, which run C programs
+// calling glibc's sem_open on the same files, prove glibc's layout. CI sets
+// SHMPC_REQUIRE_GCC=1 so that those fail rather than skip without gcc.
 func TestStateMachine(t *testing.T) {
 	rapid.Check(t, func(rt *rapid.T) {
 		name := fmt.Sprintf("/shmpc-semtest.%d.%08x", os.Getpid(), rand.Uint32())
