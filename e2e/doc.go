@@ -80,9 +80,14 @@
 //
 // # Running
 //
-// `go test ./e2e` runs one trial of every scenario in each page mode
-// (SHMPC_E2E_TRIALS, SHMPC_E2E_SEED, SHMPC_E2E_SKIP, SHMPC_E2E_BIN and
-// SHMPC_E2E_DETECT_BOUND adjust it; see e2e_test.go). `make e2e` runs
+// `go test ./e2e` runs, in each page mode, every scenario as many times
+// as it takes to meet each of its variants (Scenario.Variants trials, with
+// Config.Cover taking the choices of every draw in turn) from a fixed
+// seed, so the sample is the same every time and no attack or kill point
+// is left to chance; it also fails on temporary semaphore files left in
+// /dev/shm, as make e2e does (SHMPC_E2E_TRIALS, SHMPC_E2E_SEED,
+// SHMPC_E2E_SKIP, SHMPC_E2E_BIN and SHMPC_E2E_DETECT_BOUND adjust it; see
+// e2e_test.go). `make e2e` runs
 // e2e/run.sh: as root, it reserves huge pages, runs 12 trials of every
 // scenario in both page modes through e2e/cmd/e2e and prints the table.
 // Config.Short moves less data per trial (go test -short, the race

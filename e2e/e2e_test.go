@@ -16,15 +16,20 @@ import (
 )
 
 // The sample `go test ./e2e` runs: the shmpc binary built from this
-// module (or SHMPC_E2E_BIN), SHMPC_E2E_TRIALS trials (default 1) of
-// every scenario in each page mode, seeded by SHMPC_E2E_SEED (default: the
-// clock; the seed is logged), with a peer-death detection bound of
+// module (or SHMPC_E2E_BIN), in each page mode, of every scenario as many
+// trials as it takes to meet each of its variants (Scenario.Variants, with
+// Config.Cover), or SHMPC_E2E_TRIALS if that is more, seeded by
+// SHMPC_E2E_SEED (default: sampleSeed, so the sample is the same every
+// time; the seed is logged), with a peer-death detection bound of
 // SHMPC_E2E_DETECT_BOUND (default 500ms: under `go test ./...` other
 // packages' tests share the two cores; `make e2e` holds the DESIGN.md
 // bound of 250 ms). SHMPC_E2E_SKIP, a regular expression, skips the
 // scenarios whose names it matches (say, one that fails for a known bug
 // while the fix is under way). Under -short or the race detector the
 // trials move less data (Config.Short).
+// sampleSeed is the sample's seed unless SHMPC_E2E_SEED gives another.
+const sampleSeed = 0x5eed5a3b1e
+
 var (
 	suiteCfg    Config
 	hugeSkip    string // why huge-page trials are skipped ("" if they run)
@@ -56,8 +61,10 @@ func (s suiteM) Run() int {
 		bin = b
 	}
 	var err error
-	suiteCfg = Config{Binary: bin, Seed: uint64(time.Now().UnixNano()), DetectBound: 500 * time.Millisecond,
-		Short: testing.Short() || raceEnabled}
+	// The sample is deterministic: a fixed seed, and every choice of every
+	// scenario's draws taken in turn (Cover, Scenario.Variants trials).
+	suiteCfg = Config{Binary: bin, Seed: sampleSeed, DetectBound: 500 * time.Millisecond,
+		Short: testing.Short() || raceEnabled, Cover: true}
 	if v := os.Getenv("SHMPC_E2E_SEED"); v != "" {
 		if suiteCfg.Seed, err = strconv.ParseUint(v, 0, 64); err != nil {
 			fmt.Fprintln(os.Stderr, "e2e: SHMPC_E2E_SEED:", err)
@@ -150,8 +157,15 @@ func TestMain(m *testing.M) {
 // trial a subtest whose failed checks are test failures with the trial's
 // log and its replay seed.
 func TestScenarios(t *testing.T) {
-	t.Logf("seed %d (SHMPC_E2E_SEED=%d replays this run), %d trials per scenario and page mode, detection bound %v",
+	t.Logf("seed %d (SHMPC_E2E_SEED=%d replays this run), every variant of each scenario (at least %d trials) per page mode, detection bound %v",
 		suiteCfg.Seed, suiteCfg.Seed, sampleTrial, suiteCfg.DetectBound)
+	// What make e2e checks after its run: the glibc-style temporary files
+	// a creator killed between its two steps would leave (sem.XXXXXX).
+	tempBefore, err := TempSemFiles()
+	if err != nil {
+		t.Fatalf("list /dev/shm: %v", err)
+	}
+	t.Cleanup(func() { requireNoNewTempSems(t, tempBefore) })
 	for _, s := range Scenarios() {
 		for _, pm := range []PageMode{Normal, Huge} {
 			t.Run(s.Name+"/"+string(pm), func(t *testing.T) {
@@ -162,7 +176,7 @@ func TestScenarios(t *testing.T) {
 				if pm == Huge && hugeSkip != "" {
 					t.Skip(hugeSkip)
 				}
-				for i := 0; i < sampleTrial; i++ {
+				for i := 0; i < max(sampleTrial, s.Variants); i++ {
 					res := RunTrial(&suiteCfg, s, pm, i)
 					if res.Skipped != "" {
 						t.Skip(res.Skipped)
@@ -175,6 +189,31 @@ func TestScenarios(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// requireNoNewTempSems fails t if temporary semaphore files appeared in
+// /dev/shm since before and stay: other packages' tests (C programs that
+// call glibc's sem_open) make such files for a moment, so one is a leftover
+// only if it is still there two seconds later.
+func requireNoNewTempSems(t *testing.T, before map[string]bool) {
+	t.Helper()
+	left, err := NewTempSemFiles(before)
+	if err == nil && len(left) > 0 {
+		time.Sleep(2 * time.Second)
+		var still []string
+		for _, f := range left {
+			if _, err := os.Stat("/dev/shm/" + f); err == nil {
+				still = append(still, f)
+			}
+		}
+		left = still
+	}
+	if err != nil {
+		t.Errorf("list /dev/shm: %v", err)
+	}
+	if len(left) > 0 {
+		t.Errorf("temporary semaphore files left in /dev/shm by the sample: %v", left)
 	}
 }
 

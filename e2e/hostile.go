@@ -55,7 +55,7 @@ func scribble(tr *Trial, area string) {
 	// -manifest and -stdout verify private copies. A damaged item must be
 	// caught either way: without a manifest the consumer's -json summary
 	// counts what it delivered.
-	zeroCopy := area == "payload" && timing != "live" && tr.intn(2) == 0
+	zeroCopy := area == "payload" && timing != "live" && tr.pick("zero-copy", "copy") == "zero-copy"
 	if zeroCopy {
 		cargs = []string{"consume", "-name", tr.name, "-workers", strconv.Itoa(st.workers), "-wait", "1s", "-json"}
 		tr.variant("zero-copy consumer (no -manifest, no -stdout), counted by its -json summary")

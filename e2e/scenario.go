@@ -21,7 +21,12 @@ type Scenario struct {
 	// Root says the scenario needs root (objects of other uids, a victim
 	// run as nobody); without it the scenario is skipped.
 	Root bool
-	run  func(tr *Trial)
+	// Variants is how many trials it takes, with Config.Cover, for every
+	// choice of each of the scenario's draws (Trial.pick) to be taken at
+	// least once: the length of its longest list of choices, or more
+	// where two draws must meet in every combination. 0 means 1.
+	Variants int
+	run      func(tr *Trial)
 }
 
 // skip says why the scenario cannot run here ("" if it can).
@@ -35,47 +40,47 @@ func (s *Scenario) skip(cfg *Config, pm PageMode) string {
 // Scenarios returns every scenario in table order.
 func Scenarios() []*Scenario {
 	return []*Scenario{
-		{Name: "producer-kill", run: func(tr *Trial) { producerKilled(tr, false) },
+		{Name: "producer-kill", Variants: 6, run: func(tr *Trial) { producerKilled(tr, false) },
 			Expect: "consumer 3 at once or after -peer-timeout (0 if drained); every published item once, nothing half-written"},
-		{Name: "producer-kill-resume", run: func(tr *Trial) { producerKilled(tr, true) },
+		{Name: "producer-kill-resume", Variants: 5, run: func(tr *Trial) { producerKilled(tr, true) },
 			Expect: "new producer resumes at head; both 0; all items exactly once"},
-		{Name: "consumer-kill", run: func(tr *Trial) { consumerKilled(tr, false) },
+		{Name: "consumer-kill", Variants: 4, run: func(tr *Trial) { consumerKilled(tr, false) },
 			Expect: "producer 3 at once or after -peer-timeout; every released item in the manifest"},
-		{Name: "consumer-kill-resume", run: func(tr *Trial) { consumerKilled(tr, true) },
+		{Name: "consumer-kill-resume", Variants: 4, run: func(tr *Trial) { consumerKilled(tr, true) },
 			Expect: "new consumer resumes; both 0; all items, repeats <= slots of the unreleased"},
-		{Name: "both-kill-gc", run: func(tr *Trial) { bothKilled(tr, false) },
+		{Name: "both-kill-gc", Variants: 3, run: func(tr *Trial) { bothKilled(tr, false) },
 			Expect: "objects stay, ls shows owners dead; gc -name removes all"},
-		{Name: "both-kill-resume", run: func(tr *Trial) { bothKilled(tr, true) },
+		{Name: "both-kill-resume", Variants: 2, run: func(tr *Trial) { bothKilled(tr, true) },
 			Expect: "new pair resumes (or -fresh: a new stream once); both 0; all items, repeats <= slots of the unreleased"},
 		{Name: "sigterm-producer", run: sigtermProducer,
 			Expect: "both 0; every published item exactly once"},
 		{Name: "sigterm-consumer", run: sigtermConsumer,
 			Expect: "consumer 0, producer 3 (or a new consumer: all 0); none lost, no repeat"},
-		{Name: "sigstop-peer", run: sigstopPeer,
+		{Name: "sigstop-peer", Variants: 2, run: sigstopPeer,
 			Expect: "a stopped peer past -peer-timeout is not dead; both 0; all exactly once"},
-		{Name: "stall-timeout", run: stallTimeout,
+		{Name: "stall-timeout", Variants: 4, run: stallTimeout,
 			Expect: "-stall-timeout: survivor 3 in time; the stopped peer ends too; nothing left"},
-		{Name: "scribble-header", run: func(tr *Trial) { scribble(tr, "header") },
+		{Name: "scribble-header", Variants: 4, run: func(tr *Trial) { scribble(tr, "header") },
 			Expect: "clear error (1, 3) or integrity (4) or unharmed (0); bad data never delivered"},
-		{Name: "scribble-descriptors", run: func(tr *Trial) { scribble(tr, "descriptors") },
+		{Name: "scribble-descriptors", Variants: 4, run: func(tr *Trial) { scribble(tr, "descriptors") },
 			Expect: "integrity error (4) or clear error (1) (or unharmed, 0, if live); bad data never delivered"},
-		{Name: "scribble-payload", run: func(tr *Trial) { scribble(tr, "payload") },
+		{Name: "scribble-payload", Variants: 6, run: func(tr *Trial) { scribble(tr, "payload") },
 			Expect: "integrity error 4 at the damaged item (or unharmed, 0, if live); never delivered"},
-		{Name: "sem-damaged-at-rest", run: semAtRest,
+		{Name: "sem-damaged-at-rest", Variants: 7, run: semAtRest,
 			Expect: "resume refused, one line (1); gc -name removes all"},
-		{Name: "sem-truncated-live", run: func(tr *Trial) { semLive(tr, true) },
+		{Name: "sem-truncated-live", Variants: 4, run: func(tr *Trial) { semLive(tr, true) },
 			Expect: "clear error (1, 3) or unharmed (0); no crash, no hang; nothing left"},
-		{Name: "sem-replaced-live", run: func(tr *Trial) { semLive(tr, false) },
+		{Name: "sem-replaced-live", Variants: 4, run: func(tr *Trial) { semLive(tr, false) },
 			Expect: "unharmed (0) or clear error (1, 3); no crash, no hang; nothing left"},
-		{Name: "squat-other-uid", Root: true, run: squatOtherUID,
+		{Name: "squat-other-uid", Variants: 2, Root: true, run: squatOtherUID,
 			Expect: "refused, one line (1, or 3 after -wait); squatter's objects untouched"},
-		{Name: "squat-wrong-perm", run: squatWrongPerm,
+		{Name: "squat-wrong-perm", Variants: 6, run: squatWrongPerm,
 			Expect: "refused, one line (1); objects untouched; gc -name removes them"},
 		{Name: "lifecycle-start-race", run: startRace,
 			Expect: "K producers at once, gc and ls looping: one wins, the rest refused (1); all items once"},
 		{Name: "lifecycle-churn", run: churn,
 			Expect: "create-drain-remove x50, gc/ls looping, extras refused (1); every stream once; nothing left"},
-		{Name: "lifecycle-foreign", Root: true, run: foreignHandover,
+		{Name: "lifecycle-foreign", Variants: 2, Root: true, run: foreignHandover,
 			Expect: "objects handed over by another uid, sizes/modes toggled: refused (1, 3); untouched; no crash"},
 	}
 }

@@ -68,6 +68,13 @@ type Config struct {
 	// stays; the sample of `go test -short` and of the race detector (whose
 	// instrumented checksums are slow) uses it.
 	Short bool
+	// Cover makes Trial.pick cycle through its choices by trial number
+	// (trial i takes choice (i+k) mod n at its k-th draw) instead of
+	// drawing at random, so that Scenario.Variants trials take every choice
+	// of every draw: the short sample of `go test ./e2e` meets each attack
+	// and kill point for sure, not by chance. Other draws (sizes, counts)
+	// still come from the seed.
+	Cover bool
 	// Logf, when set, receives every trial's log as it happens: processes
 	// started, signals sent, checks failed. Trials that run at once call it
 	// concurrently. The log of a failed trial is also kept in its Result.
@@ -165,6 +172,7 @@ type Trial struct {
 	cleanups []func()       // removal of planted objects, run at the end
 	planted  map[string]bool
 	log      strings.Builder
+	picks    int // draws made by pick, for Config.Cover
 }
 
 // trialAbort is the panic value that ends a trial at a fatal check.
@@ -330,8 +338,16 @@ func (tr *Trial) variant(format string, args ...any) {
 	tr.logf("variant: %s", v)
 }
 
-// pick draws one of choices.
-func (tr *Trial) pick(choices ...string) string { return choices[tr.rng.IntN(len(choices))] }
+// pick draws one of choices (with Config.Cover: takes them in turn, by
+// trial number).
+func (tr *Trial) pick(choices ...string) string {
+	if tr.cfg.Cover {
+		c := choices[(tr.res.Trial+tr.picks)%len(choices)]
+		tr.picks++
+		return c
+	}
+	return choices[tr.rng.IntN(len(choices))]
+}
 
 // intn draws an int in [0, n).
 func (tr *Trial) intn(n int) int { return tr.rng.IntN(n) }
