@@ -248,6 +248,11 @@ func Open(ctx context.Context, name string, opt Options) (_ *Producer, err error
 		}
 		return nil, fmt.Errorf("open producer for %s: %w", name, err)
 	}
+	// The file may have been made by gc or an earlier producer with
+	// narrower bits: the owner of the ring sets its own.
+	if err := p.lock.Chmod(opt.Perm); err != nil {
+		return nil, fmt.Errorf("open producer for %s: %w", name, err)
+	}
 	p.watch = peer.New(p.lock, lockfile.Consumer, func() proc.ID {
 		if p.ring == nil {
 			return proc.ID{}

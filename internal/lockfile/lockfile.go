@@ -338,6 +338,19 @@ func (l *File) Stale() (bool, error) {
 	return mine.Dev != there.Dev || mine.Ino != there.Ino, nil
 }
 
+// Chmod sets the file's permission bits to exactly perm (a file made by
+// gc with 0600 gets the producer's -perm, so a group can open it).
+func (l *File) Chmod(perm os.FileMode) error {
+	fd, err := l.fd()
+	if err != nil {
+		return err
+	}
+	if err := unix.Fchmod(int(fd), uint32(perm.Perm())); err != nil {
+		return fmt.Errorf("chmod lock file %s: %w", l.path, os.NewSyscallError("fchmod", err))
+	}
+	return nil
+}
+
 // Path returns the file's path.
 func (l *File) Path() string { return l.path }
 
