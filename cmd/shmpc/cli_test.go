@@ -102,6 +102,13 @@ func TestRunJSON(t *testing.T) {
 			require.EqualValues(t, 0, sum["integrity_errors"])
 			require.Equal(t, "normal", sum["pages"])
 			require.Greater(t, sum["seconds"].(float64), 0.0)
+			// The whole job (run's start to both children reaped) holds the
+			// consumer's window and adds set-up and tear-down, well under
+			// 10 s for a ring of 256 KiB.
+			require.Contains(t, sum, "wall_seconds")
+			wall, secs := sum["wall_seconds"].(float64), sum["seconds"].(float64)
+			require.Greater(t, wall, secs, "wall_seconds against seconds")
+			require.Less(t, wall, secs+10, "wall_seconds against seconds")
 			checkDelivery(t, readManifest(t, manifest), 16, 64<<10, 1000000-15*(64<<10), 0)
 			name := sum["name"].(string)
 			requireNoLeftovers(t, name)

@@ -21,11 +21,19 @@ import (
 // runSummary is the one-line JSON object of `run -json` (DESIGN.md
 // "Command line": at least items, bytes, seconds, gib_per_s,
 // integrity_errors and pages).
+//
+// Seconds is the consumer's window: from the producer's first Reserve
+// (once it has created and pre-touched the ring; it does not wait for the
+// consumer, whose attach overlaps the first items) to the consumer's last
+// release. WallSeconds is the whole job: from the start of run, before it
+// starts its children, until both are reaped; it adds process start-up,
+// the ring's creation and pre-touch, and tear-down.
 type runSummary struct {
 	Name            string  `json:"name"`
 	Items           uint64  `json:"items"`
 	Bytes           uint64  `json:"bytes"`
 	Seconds         float64 `json:"seconds"`
+	WallSeconds     float64 `json:"wall_seconds"`
 	GiBPerSec       float64 `json:"gib_per_s"`
 	IntegrityErrors uint64  `json:"integrity_errors"`
 	Pages           string  `json:"pages"`
@@ -37,6 +45,7 @@ type runSummary struct {
 }
 
 func cmdRun(args []string, stdout, stderr io.Writer) error {
+	start := time.Now()
 	fs := newFlagSet("run", stderr, "[produce and consume flags] [-json]")
 	var pf produceFlags
 	pf.register(fs)
@@ -136,6 +145,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 			}
 		}
 	}
+	wall := time.Since(start)
 	pCode, cCode := childCode(pErr), childCode(cErr)
 	var ps produceSummary
 	var cs consumeSummary
@@ -143,7 +153,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	cJSON := lastJSON(cOut.Bytes(), &cs)
 
 	sum := runSummary{
-		Name: name, Items: cs.Items, Bytes: cs.Bytes, Seconds: cs.Seconds,
+		Name: name, Items: cs.Items, Bytes: cs.Bytes, Seconds: cs.Seconds, WallSeconds: wall.Seconds(),
 		IntegrityErrors: cs.IntegrityErrors, Pages: ps.Pages, Slots: pf.slots, SlotSize: pf.slotSize.n,
 		Workers: cf.workers, ProducerExit: pCode, ConsumerExit: cCode,
 	}
