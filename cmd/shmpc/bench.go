@@ -65,7 +65,7 @@ type benchConfig struct {
 	names    string // prefix of the ring NAMEs of bench peers
 }
 
-var benchSections = []string{"limits", "transport", "small", "memory", "scaling"}
+var benchSections = []string{"limits", "transport", "small", "memory", "scaling", "api"}
 
 func cmdBench(args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "peer" {
@@ -134,7 +134,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 		run  func(context.Context, benchConfig, *benchReport) error
 	}{
 		{"limits", benchLimits}, {"transport", benchTransport}, {"small", benchSmall},
-		{"memory", benchMemory}, {"scaling", benchScaling},
+		{"memory", benchMemory}, {"scaling", benchScaling}, {"api", benchAPI},
 	}
 	for _, s := range steps {
 		if !cfg.sections[s.name] {
@@ -161,7 +161,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 
 // hugePagesNeeded is what the largest ring of the matrix takes, plus slack.
 func (c benchConfig) hugePagesNeeded() int {
-	if !c.sections["transport"] && !c.sections["small"] && !c.sections["memory"] && !c.sections["scaling"] {
+	if !c.sections["transport"] && !c.sections["small"] && !c.sections["memory"] && !c.sections["scaling"] && !c.sections["api"] {
 		return 0 // limits alone makes no ring
 	}
 	biggest := 8 * 8 << 20
@@ -247,6 +247,8 @@ type benchReport struct {
 	Latency   []latencyRow   `json:"small_latency,omitempty"`
 	Memory    []memoryRow    `json:"memory,omitempty"`
 	Scaling   []scalingRow   `json:"scaling,omitempty"`
+	API       []apiRow       `json:"api,omitempty"`
+	Pipe      pipeRow        `json:"pipe,omitzero"`
 }
 
 // --- printing ------------------------------------------------------------
@@ -323,6 +325,23 @@ func (r benchReport) print(w io.Writer) {
 			fmt.Fprintf(tw, "  %s\t%d\t%s\t%s\t%s\t%s\t%s\n", s.Vary, s.Slots, formatSize(int64(s.SlotSize)), workers,
 				formatBytes(s.Bytes), s.Pages, rng(s.GiBPerS, "%.2f"))
 		}
+	}
+	if len(r.API) > 0 {
+		fmt.Fprintf(tw, "\nA user's own data: 8 slots of the item size, one consumer worker (GiB/s; x memcpy: one core copying the source into eight targets in turn)\n")
+		fmt.Fprintf(tw, "  item\tpath\tview consumer\tx memcpy\tcopy consumer\tx memcpy\n")
+		for _, a := range r.API {
+			fmt.Fprintf(tw, "  %s\tmemcpy\t%s\t\t\t\n", formatSize(int64(a.Item)), rng(a.Memcpy, "%.2f"))
+			for _, path := range apiPaths {
+				v, c := a.Paths[path+"/view"], a.Paths[path+"/copy"]
+				fmt.Fprintf(tw, "  %s\t%s\t%s\t%.2fx\t%s\t%.2fx\n", formatSize(int64(a.Item)), path,
+					rng(v, "%.2f"), ratio(v.Median, a.Memcpy.Median), rng(c, "%.2f"), ratio(c.Median, a.Memcpy.Median))
+			}
+		}
+		fmt.Fprintf(tw, "  (payload: generated in the slot, shmpc run's path; send: Send(buf); copy-commit: Reserve, copy, Commit; pieces: 64 KiB pieces, UpdateCRC of each, CommitCRC)\n")
+	}
+	if r.Pipe.Bytes > 0 {
+		fmt.Fprintf(tw, "\nThe ring as a pipe: produce -stdin < FILE into consume -stdout > /dev/null, %s cached (GiB/s, whole job)\n", formatBytes(r.Pipe.Bytes))
+		fmt.Fprintf(tw, "  cat FILE > /dev/null\t%s\n  shmpc pipe\t%s\n  pipe / cat\t%.2fx\n", rng(r.Pipe.Cat, "%.2f"), rng(r.Pipe.Pipe, "%.2f"), r.Pipe.Ratio)
 	}
 	tw.Flush()
 }

@@ -182,11 +182,16 @@ func benchPeer(args []string, stdout, stderr io.Writer) error {
 	stamp := fs.Bool("stamp", false, "put the send time in each item's first 8 bytes; the receiver reports one-way latencies")
 	workers := fs.Int("workers", 1, "consumer workers")
 	fd := fs.Int("fd", 3, "file descriptor of the stream")
+	mode := fs.String("mode", "payload", "ring-send: how items get into the slots: payload (generated in the slot), send (Send of a private buffer), copy-commit (Reserve, copy, Commit), pieces (Reserve, copy 64 KiB pieces with UpdateCRC, CommitCRC)")
+	copyMode := fs.Bool("copy", false, "ring-recv: the handler gets verified private copies (Options.Copy)")
 	if err := parse(fs, args[1:]); err != nil {
 		return err
 	}
 	if *item <= 0 || (*stamp && *item < 8) || *count == 0 {
 		return usagef("bench peer: want -item of at least 8 bytes and a positive -count")
+	}
+	if !slices.Contains(apiPaths, *mode) {
+		return usagef("bench peer: -mode %q: want one of %s", *mode, strings.Join(apiPaths, ", "))
 	}
 	if *slots < 1 || *workers < 1 || *fd < 0 || *spin < 0 || *pace < 0 || slotSize.n <= 0 || slotSize.n > math.MaxInt32*4096 {
 		return usagef("bench peer: want positive -slots, -slot-size and -workers, and non-negative -fd, -spin and -pace")
@@ -197,9 +202,9 @@ func benchPeer(args []string, stdout, stderr io.Writer) error {
 	var err error
 	switch role {
 	case "ring-send":
-		res, err = peerRingSend(ctx, *name, *slots, int(slotSize.n), *item, *count, huge.p, *spin, *pace, *stamp)
+		res, err = peerRingSend(ctx, *name, *slots, int(slotSize.n), *item, *count, huge.p, *spin, *pace, *stamp, *mode)
 	case "ring-recv":
-		res, err = peerRingRecv(ctx, *name, *count, *spin, *stamp, *workers)
+		res, err = peerRingRecv(ctx, *name, *count, *spin, *stamp, *workers, *copyMode)
 	case "stream-send":
 		res, err = peerStreamSend(ctx, os.NewFile(uintptr(*fd), "stream"), *item, *count, *pace, *stamp)
 	case "stream-recv":
@@ -300,7 +305,11 @@ func (p *pacer) wait() {
 	}
 }
 
-func peerRingSend(ctx context.Context, name string, slots, slotSize, item int, count uint64, huge shm.Policy, spin, pace time.Duration, stamp bool) (peerResult, error) {
+// apiPiece is the piece size of ring-send -mode pieces: a user writing a
+// slot in pieces it checksums while they are in its cache.
+const apiPiece = 64 << 10
+
+func peerRingSend(ctx context.Context, name string, slots, slotSize, item int, count uint64, huge shm.Policy, spin, pace time.Duration, stamp bool, mode string) (peerResult, error) {
 	var res peerResult
 	if item > slotSize {
 		return res, usagef("bench peer: -item %d exceeds -slot-size %d", item, slotSize)
@@ -314,12 +323,24 @@ func peerRingSend(ctx context.Context, name string, slots, slotSize, item int, c
 	defer p.Close()
 	res.Pages = p.Pages()
 	buf := make([]byte, item)
+	if mode != "payload" {
+		// The user's own data: one private buffer, filled once.
+		payload.FillCached(buf, 0)
+	}
 	aw := newAllocWindow(count)
 	pc := pacer{pace: pace}
 	res.StartNS = monoNow()
 	for seq := uint64(0); seq < count; seq++ {
 		aw.at(seq)
 		pc.wait()
+		if mode != "payload" {
+			if err := apiSend(ctx, p, buf, mode); err != nil {
+				return res, err
+			}
+			res.Items++
+			res.Bytes += uint64(item)
+			continue
+		}
 		s, err := p.Reserve(ctx)
 		if err != nil {
 			return res, err
@@ -348,9 +369,38 @@ func peerRingSend(ctx context.Context, name string, slots, slotSize, item int, c
 	return res, p.Close()
 }
 
-func peerRingRecv(ctx context.Context, name string, count uint64, spin time.Duration, stamp bool, workers int) (peerResult, error) {
+// apiSend moves buf into the ring by one of the producer's paths (see
+// apiPaths).
+func apiSend(ctx context.Context, p *producer.Producer, buf []byte, mode string) error {
+	switch mode {
+	case "send":
+		return p.Send(ctx, buf)
+	case "copy-commit":
+		s, err := p.Reserve(ctx)
+		if err != nil {
+			return err
+		}
+		copy(s.Buf, buf)
+		return p.Commit(len(buf))
+	case "pieces":
+		s, err := p.Reserve(ctx)
+		if err != nil {
+			return err
+		}
+		var crc uint32
+		for off := 0; off < len(buf); off += apiPiece {
+			end := min(off+apiPiece, len(buf))
+			copy(s.Buf[off:end], buf[off:end])
+			crc = ring.UpdateCRC(crc, buf[off:end])
+		}
+		return p.CommitCRC(len(buf), crc)
+	}
+	return fmt.Errorf("bench peer: unknown -mode %q", mode)
+}
+
+func peerRingRecv(ctx context.Context, name string, count uint64, spin time.Duration, stamp bool, workers int, copyMode bool) (peerResult, error) {
 	var res peerResult
-	c, err := consumer.Open(ctx, name, consumer.Options{Workers: workers, Spin: spin, Wait: 30 * time.Second})
+	c, err := consumer.Open(ctx, name, consumer.Options{Workers: workers, Spin: spin, Wait: 30 * time.Second, Copy: copyMode})
 	if err != nil {
 		return res, err
 	}

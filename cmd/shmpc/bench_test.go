@@ -47,6 +47,7 @@ func TestBenchUsage(t *testing.T) {
 		{"bench", "peer"},
 		{"bench", "peer", "nonsense", "-count", "1"},
 		{"bench", "peer", "ring-send", "-count", "0"},
+		{"bench", "peer", "ring-send", "-count", "1", "-mode", "teleport"},
 	} {
 		r := shmpc(t, 30*time.Second, nil, args...)
 		oneLine(t, r, exitUsage)
@@ -219,4 +220,29 @@ func ringsNow(t *testing.T) []string {
 		names = append(names, r.Name)
 	}
 	return names
+}
+
+// TestBenchAPIQuick runs the api section in its smallest form: every item
+// size has a memcpy figure and a positive rate for every producer path
+// with both consumer modes, and the pipe part timed cat and the pipe.
+func TestBenchAPIQuick(t *testing.T) {
+	if raceEnabled || testing.Short() {
+		t.Skip("the api section moves 64 MiB per path and size: not under -short or the race detector")
+	}
+	r := shmpc(t, 3*time.Minute, nil, "bench", "-quick", "-reps", "1", "-sections", "api", "-hugepages", "off", "-json")
+	require.Equal(t, 0, r.code, r.stderr)
+	var rep benchReport
+	require.True(t, lastJSON([]byte(r.stdout), &rep), "no JSON report: %s", r.stdout)
+	require.Len(t, rep.API, 3, "64 KiB, 1 MiB and 8 MiB")
+	for _, a := range rep.API {
+		require.Greater(t, a.Memcpy.Median, 0.0, "memcpy at %d", a.Item)
+		for _, path := range apiPaths {
+			for _, cons := range []string{"view", "copy"} {
+				require.Greater(t, a.Paths[path+"/"+cons].Median, 0.0, "%s/%s at %d bytes", path, cons, a.Item)
+			}
+		}
+	}
+	require.Greater(t, rep.Pipe.Cat.Median, 0.0)
+	require.Greater(t, rep.Pipe.Pipe.Median, 0.0)
+	require.InDelta(t, rep.Pipe.Pipe.Median/rep.Pipe.Cat.Median, rep.Pipe.Ratio, 1e-9)
 }
