@@ -24,7 +24,7 @@
 // producer then costs no hand-off between goroutines (and no wake-up of
 // another thread) per item; one that falls behind spreads the backlog over
 // the helpers. Items are verified with a VPCLMULQDQ CRC32C kernel where
-// the CPU has one (internal/payload.Checksum; hash/crc32 otherwise), and a
+// the CPU has one (internal/crc32c, the project's one CRC32C; hash/crc32 otherwise), and a
 // mismatch is checked again by the ring before it counts as an integrity
 // error. A consumer that finds the ring empty spins for Options.Spin, then
 // sleeps on its semaphore armed: a monitor goroutine (started by Run, ended
@@ -46,9 +46,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/shmpc/shmpc/internal/crc32c"
 	"github.com/shmpc/shmpc/internal/internalhook"
 	"github.com/shmpc/shmpc/internal/lockfile"
-	"github.com/shmpc/shmpc/internal/payload"
 	"github.com/shmpc/shmpc/internal/peer"
 	"github.com/shmpc/shmpc/internal/proc"
 	"github.com/shmpc/shmpc/internal/ringobj"
@@ -430,7 +430,7 @@ func (c *Consumer) Run(ctx context.Context, h Handler) (err error) {
 		}
 		// The fast checksum decides only that an item is good; a mismatch
 		// is confirmed (and counted) by the ring's own check.
-		if payload.Checksum(it.Data) != it.CRC {
+		if crc32c.Checksum(it.Data) != it.CRC {
 			if err := c.rd.Verify(it); err != nil {
 				c.badItems.Add(1)
 				fail(fmt.Errorf("item %d of %s: %w", it.Seq, c.names.Ring, err))

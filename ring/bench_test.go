@@ -2,7 +2,6 @@ package ring
 
 import (
 	"fmt"
-	"hash/crc32"
 	"io"
 	"runtime"
 	"sync"
@@ -179,7 +178,7 @@ func BenchmarkSPSC(b *testing.B) {
 	wg.Wait()
 }
 
-// BenchmarkCRC32C is CRC32C (hash/crc32 Castagnoli) over one 8 MiB item.
+// BenchmarkCRC32C is CRC (internal/crc32c) over one 8 MiB item.
 func BenchmarkCRC32C(b *testing.B) {
 	buf := make([]byte, benchSize)
 	fill(buf, 3)
@@ -205,7 +204,7 @@ func copyBufs(ns, nd int) (srcs, dsts [][]byte) {
 }
 
 // BenchmarkCopyCRC compares copying 8 MiB and checksumming it in one pass (pieces
-// checksummed while in cache) with copy followed by crc32.Update, in four cache
+// checksummed while in cache) with copy followed by UpdateCRC, in four cache
 // situations: "producer" (private source just written, hot; shared slot cold: what
 // CopyCRC serves), "consumer" (slot cold, private copy hot: what AcquireCopy's
 // copyCRCDst serves), both hot, both cold. The producer and consumer variants checksum
@@ -233,21 +232,21 @@ func BenchmarkCopyCRC(b *testing.B) {
 			}
 			gibps(b, benchSize)
 		})
-		b.Run(sc.name+"/copy+crc32.Update", func(b *testing.B) {
+		b.Run(sc.name+"/copy+UpdateCRC", func(b *testing.B) {
 			b.SetBytes(benchSize)
 			i := 0
 			for b.Loop() {
 				copy(dst(i), src(i))
 				if sc.sumDst {
-					crc32.Update(0, castagnoli, dst(i))
+					UpdateCRC(0, dst(i))
 				} else {
-					crc32.Update(0, castagnoli, src(i))
+					UpdateCRC(0, src(i))
 				}
 				i++
 			}
 			gibps(b, benchSize)
 		})
-		for _, chunk := range []int{4 << 10, 64 << 10, 1 << 20} {
+		for _, chunk := range []int{4 << 10, 16 << 10, 64 << 10, 256 << 10, 1 << 20} {
 			b.Run(fmt.Sprintf("%s/one-pass-%dKiB", sc.name, chunk>>10), func(b *testing.B) {
 				b.SetBytes(benchSize)
 				i := 0

@@ -1,6 +1,7 @@
 // Package ring is the layout and protocol of shmpc's slot ring over a []byte: a System V
 // segment shared by a producer and a consumer process in production, ordinary heap
-// memory in tests. It imports only the standard library and never calls the OS.
+// memory in tests. It never calls the OS, and imports nothing of this project
+// but internal/crc32c (its checksums), which needs golang.org/x/sys/cpu.
 //
 // # Layout
 //

@@ -2,7 +2,8 @@ package payload
 
 import (
 	"encoding/binary"
-	"hash/crc32"
+
+	"github.com/shmpc/shmpc/internal/crc32c"
 )
 
 // The portable implementation: also the reference the kernel is tested
@@ -65,7 +66,7 @@ func (g *Generator) fillGo(dst []byte, seq uint64) uint32 {
 	c := uint64(0)
 	for len(dst) >= 3*ChunkBytes {
 		fill3(buf, seq, c)
-		crc = crc32.Update(crc, castagnoli, buf)
+		crc = crc32c.Update(crc, buf)
 		copy(dst, buf)
 		dst = dst[3*ChunkBytes:]
 		c += 3
@@ -73,7 +74,7 @@ func (g *Generator) fillGo(dst []byte, seq uint64) uint32 {
 	for len(dst) > 0 {
 		n := min(len(dst), ChunkBytes)
 		fillChunk(buf[:n], seq, c)
-		crc = crc32.Update(crc, castagnoli, buf[:n])
+		crc = crc32c.Update(crc, buf[:n])
 		copy(dst, buf[:n])
 		dst = dst[n:]
 		c++
@@ -88,14 +89,14 @@ func (g *Generator) crcGo(seq uint64, n int) uint32 {
 	c := uint64(0)
 	for n >= 3*ChunkBytes {
 		fill3(buf, seq, c)
-		crc = crc32.Update(crc, castagnoli, buf)
+		crc = crc32c.Update(crc, buf)
 		n -= 3 * ChunkBytes
 		c += 3
 	}
 	for n > 0 {
 		k := min(n, ChunkBytes)
 		fillChunk(buf[:k], seq, c)
-		crc = crc32.Update(crc, castagnoli, buf[:k])
+		crc = crc32c.Update(crc, buf[:k])
 		n -= k
 		c++
 	}

@@ -3,18 +3,19 @@
 package payload
 
 import (
-	"hash/crc32"
-
 	"golang.org/x/sys/cpu"
+
+	"github.com/shmpc/shmpc/internal/crc32c"
 )
 
-// The assembly kernels and what they need. The scalar kernel needs SSE4.2
-// (CRC32) and BMI2 (SHLX, SHRX). AVX-512 Foundation gives the
-// ZMM registers, mask registers, VPTERNLOGQ and the 128-bit lane shuffles;
-// VPCLMULQDQ the carry-less multiplication of whole YMM/ZMM registers;
-// SSE4.2 the final CRC32 instructions. cpu.X86 reports AVX-512 (and AVX2)
-// only when the operating system saves the registers; it reports
-// VPCLMULQDQ only with AVX-512, so the AVX2 kernel asks CPUID itself.
+// The fused kernels are the Fill side of internal/crc32c's: they fold the
+// generated data with its constants (crc32c.Consts) and need what its
+// kernels of the same name need: genCRC8 what crc32c.AVX512 needs, genCRC4
+// what crc32c.AVX2 needs, and genCRC3 SSE4.2 (crc32c.SSE42) with BMI2
+// (SHLX, SHRX). Fill takes the first of them this CPU can run, which is
+// also the kernel Checksum (crc32c.Checksum) uses, except on the rare CPUs
+// with SSE4.2 but without BMI2 (before Haswell and Excavator), where Fill
+// takes the portable path.
 const (
 	kernelNone = iota
 	kernelScalar
@@ -27,30 +28,15 @@ var kernel = detectKernel()
 var haveKernel = kernel != kernelNone
 
 func detectKernel() int {
-	if !cpu.X86.HasSSE42 {
-		return kernelNone
-	}
-	if cpu.X86.HasPCLMULQDQ && cpu.X86.HasAVX512F && cpu.X86.HasAVX512VPCLMULQDQ {
+	switch {
+	case crc32c.AVX512.Available():
 		return kernelAVX512
-	}
-	if cpu.X86.HasPCLMULQDQ && cpu.X86.HasAVX2 && hasVPCLMULQDQ() {
+	case crc32c.AVX2.Available():
 		return kernelAVX2
-	}
-	// Intel before Ice Lake, AMD before Zen 3: CRC32 instructions and
-	// BMI2's shifts (Haswell, Zen 1 and later).
-	if cpu.X86.HasBMI2 {
+	case crc32c.SSE42.Available() && cpu.X86.HasBMI2:
 		return kernelScalar
 	}
 	return kernelNone
-}
-
-// hasVPCLMULQDQ reads CPUID leaf 7: ECX bit 10 is VPCLMULQDQ.
-func hasVPCLMULQDQ() bool {
-	if maxLeaf, _, _, _ := cpuid(0, 0); maxLeaf < 7 {
-		return false
-	}
-	_, _, ecx, _ := cpuid(7, 0)
-	return ecx&(1<<10) != 0
 }
 
 func kernelName() string {
@@ -65,10 +51,9 @@ func kernelName() string {
 	return "go"
 }
 
-func cpuid(leaf, sub uint32) (eax, ebx, ecx, edx uint32)
-
-// kernelMinChecksum is the shortest buffer Checksum hands to the kernel.
-const kernelMinChecksum = 256
+// The fused kernels' chunk is crc32c's chain: the scalar kernel's chains
+// are joined with crc32c.Combine3, and the Chunk constants fold by it.
+var _ = [1]struct{}{}[ChunkBytes-crc32c.ChainBytes]
 
 // genCRC8 writes nchunks (2 to 8) whole chunks at dst (contiguous),
 // continuing the xorshift64 streams whose states are seeds[0..nchunks), and
@@ -77,24 +62,13 @@ const kernelMinChecksum = 256
 // aligned. The bytes written are never read back.
 //
 //go:noescape
-func genCRC8(dst *byte, seeds *[8]uint64, nchunks int, c *foldConsts, state uint32, nt bool) uint32
+func genCRC8(dst *byte, seeds *[8]uint64, nchunks int, c *crc32c.FoldConsts, state uint32, nt bool) uint32
 
 // genCRC4 is genCRC8 on YMM registers, for 2 to 4 chunks (AVX2 and
 // VPCLMULQDQ).
 //
 //go:noescape
-func genCRC4(dst *byte, seeds *[8]uint64, nchunks int, c *foldConsts, state uint32, nt bool) uint32
-
-// crcBlocks returns the CRC32C state after n bytes at p (n a multiple of
-// 256, at least 256), starting from state (not inverted).
-//
-//go:noescape
-func crcBlocks(state uint32, p *byte, n int, c *foldConsts) uint32
-
-// crcBlocks2 is crcBlocks on YMM registers, for n a multiple of 128.
-//
-//go:noescape
-func crcBlocks2(state uint32, p *byte, n int, c *foldConsts) uint32
+func genCRC4(dst *byte, seeds *[8]uint64, nchunks int, c *crc32c.FoldConsts, state uint32, nt bool) uint32
 
 // ntThreshold is the item length from which fillKernel writes its whole
 // groups of eight chunks with non-temporal stores (0: never). Fill's
@@ -142,7 +116,7 @@ func fillWithNT(k int, g *Generator, dst []byte, seq uint64, nt bool) uint32 {
 		for len(dst) >= 3*ChunkBytes {
 			seeds3 = [3]uint64{ChunkSeed(seq, c), ChunkSeed(seq, c+1), ChunkSeed(seq, c+2)}
 			genCRC3(&dst[0], &seeds3, state, nt, &out)
-			state = combine3(&out)
+			state = crc32c.Combine3(&out)
 			dst = dst[3*ChunkBytes:]
 			c += 3
 		}
@@ -153,9 +127,9 @@ func fillWithNT(k int, g *Generator, dst []byte, seq uint64, nt bool) uint32 {
 			seeds[k] = ChunkSeed(seq, c+uint64(k))
 		}
 		if k == kernelAVX512 {
-			state = genCRC8(&dst[0], &seeds, n, consts, state, nt)
+			state = genCRC8(&dst[0], &seeds, n, crc32c.Consts(), state, nt)
 		} else {
-			state = genCRC4(&dst[0], &seeds, n, consts, state, nt)
+			state = genCRC4(&dst[0], &seeds, n, crc32c.Consts(), state, nt)
 		}
 		dst = dst[n*ChunkBytes:]
 		c += uint64(n)
@@ -172,37 +146,10 @@ func fillWithNT(k int, g *Generator, dst []byte, seq uint64, nt bool) uint32 {
 		n := min(len(dst), ChunkBytes)
 		buf := g.buf[:n]
 		fillChunk(buf, seq, c)
-		crc = crc32.Update(crc, castagnoli, buf)
+		crc = crc32c.Update(crc, buf)
 		copy(dst, buf)
 		dst = dst[n:]
 		c++
 	}
 	return crc
-}
-
-// checksumKernel is Checksum with the kernel (len(b) >= 256).
-func checksumKernel(b []byte) uint32 { return checksumWith(kernel, b) }
-
-// checksumWith is checksumKernel with kernel k (which the CPU must have).
-func checksumWith(k int, b []byte) uint32 {
-	var n int
-	var state uint32
-	if k == kernelScalar {
-		// Blocks of 24 KiB, three chains each; the rest with hash/crc32.
-		state = ^uint32(0)
-		var out [3]uint32
-		for ; n+3*ChunkBytes <= len(b); n += 3 * ChunkBytes {
-			crc3(state, &b[n], &out)
-			state = combine3(&out)
-		}
-		return crc32.Update(^state, castagnoli, b[n:])
-	}
-	if k == kernelAVX512 {
-		n = len(b) &^ 255
-		state = crcBlocks(^uint32(0), &b[0], n, consts)
-	} else {
-		n = len(b) &^ 127
-		state = crcBlocks2(^uint32(0), &b[0], n, consts)
-	}
-	return crc32.Update(^state, castagnoli, b[n:])
 }

@@ -2,6 +2,12 @@
 
 #include "textflag.h"
 
+// The fused generate-and-CRC kernels. Their constants are internal/crc32c's
+// (c *crc32c.FoldConsts, in R8), read at the offsets its fold_amd64.go
+// documents: Row 0, Chunk 16, Lanes 32 (REDUCE2 reads the pair for 128
+// bits at 64), Row2 112; TestFoldConstsOffsets checks them. REDUCE, FOLD2
+// and REDUCE2 are also in crc32c's kernel_amd64.s: keep the copies alike.
+
 // Register use in genCRC8:
 //   Z7       the eight xorshift64 states, one chunk per 64-bit lane
 //   Z0-Z7    the eight words of a block, lane k = chunk k
@@ -102,7 +108,7 @@
 // STORE(row, k) stores row at chunk k's current position: DI + k*8192.
 #define STORE(row, k) VMOVDQU64 row, (k*8192)(DI)
 
-// func genCRC8(dst *byte, seeds *[8]uint64, nchunks int, c *foldConsts, state uint32, nt bool) uint32
+// func genCRC8(dst *byte, seeds *[8]uint64, nchunks int, c *crc32c.FoldConsts, state uint32, nt bool) uint32
 TEXT ·genCRC8(SB), NOSPLIT, $0-44
 	MOVQ dst+0(FP), DI
 	MOVQ seeds+8(FP), SI
@@ -217,58 +223,6 @@ combine:
 	VZEROUPPER
 	RET
 
-// func crcBlocks(state uint32, p *byte, n int, c *foldConsts) uint32
-TEXT ·crcBlocks(SB), NOSPLIT, $0-36
-	MOVL state+0(FP), AX
-	MOVQ p+8(FP), SI
-	MOVQ n+16(FP), CX
-	MOVQ c+24(FP), R8
-	VMOVD AX, X5
-	VMOVDQU64 0(SI), Z0
-	VMOVDQU64 64(SI), Z1
-	VMOVDQU64 128(SI), Z2
-	VMOVDQU64 192(SI), Z3
-	VPXORQ Z5, Z0, Z0
-	VBROADCASTI32X4 96(R8), Z24
-	VBROADCASTI32X4 0(R8), Z28
-	VMOVDQU64 32(R8), Z29
-	ADDQ $256, SI
-	SUBQ $256, CX
-	JZ   crcdone
-
-crcloop:
-	VPCLMULQDQ $0x00, Z24, Z0, Z8
-	VPCLMULQDQ $0x00, Z24, Z1, Z9
-	VPCLMULQDQ $0x00, Z24, Z2, Z10
-	VPCLMULQDQ $0x00, Z24, Z3, Z11
-	VPCLMULQDQ $0x11, Z24, Z0, Z0
-	VPCLMULQDQ $0x11, Z24, Z1, Z1
-	VPCLMULQDQ $0x11, Z24, Z2, Z2
-	VPCLMULQDQ $0x11, Z24, Z3, Z3
-	VPTERNLOGQ $0x96, 0(SI), Z8, Z0
-	VPTERNLOGQ $0x96, 64(SI), Z9, Z1
-	VPTERNLOGQ $0x96, 128(SI), Z10, Z2
-	VPTERNLOGQ $0x96, 192(SI), Z11, Z3
-	ADDQ $256, SI
-	SUBQ $256, CX
-	JNZ  crcloop
-
-crcdone:
-	// Fold the four accumulators into Z0 one row apart, then reduce.
-	VPCLMULQDQ $0x00, Z28, Z0, Z8
-	VPCLMULQDQ $0x11, Z28, Z0, Z0
-	VPTERNLOGQ $0x96, Z8, Z1, Z0
-	VPCLMULQDQ $0x00, Z28, Z0, Z8
-	VPCLMULQDQ $0x11, Z28, Z0, Z0
-	VPTERNLOGQ $0x96, Z8, Z2, Z0
-	VPCLMULQDQ $0x00, Z28, Z0, Z8
-	VPCLMULQDQ $0x11, Z28, Z0, Z0
-	VPTERNLOGQ $0x96, Z8, Z3, Z0
-	REDUCE(Z0, R9)
-	MOVL R9, ret+32(FP)
-	VZEROUPPER
-	RET
-
 // The AVX2 kernels: the same method on YMM registers (four chunks, four
 // 64-bit lanes, 32-byte rows) for CPUs with VPCLMULQDQ but not AVX-512.
 //
@@ -330,7 +284,7 @@ crcdone:
 
 #define STORE2(row, k) VMOVDQU row, (k*8192)(DI)
 
-// func genCRC4(dst *byte, seeds *[8]uint64, nchunks int, c *foldConsts, state uint32, nt bool) uint32
+// func genCRC4(dst *byte, seeds *[8]uint64, nchunks int, c *crc32c.FoldConsts, state uint32, nt bool) uint32
 TEXT ·genCRC4(SB), NOSPLIT, $0-44
 	MOVQ dst+0(FP), DI
 	MOVQ seeds+8(FP), SI
@@ -407,52 +361,4 @@ reduce2:
 	REDUCE2(Y8, X8, R9)
 	MOVL R9, ret+40(FP)
 	VZEROUPPER
-	RET
-
-// func crcBlocks2(state uint32, p *byte, n int, c *foldConsts) uint32
-// n is a multiple of 128, at least 128.
-TEXT ·crcBlocks2(SB), NOSPLIT, $0-36
-	MOVL state+0(FP), AX
-	MOVQ p+8(FP), SI
-	MOVQ n+16(FP), CX
-	MOVQ c+24(FP), R8
-	VMOVD AX, X5
-	VMOVDQU 0(SI), Y0
-	VMOVDQU 32(SI), Y1
-	VMOVDQU 64(SI), Y2
-	VMOVDQU 96(SI), Y3
-	VPXOR Y5, Y0, Y0
-	VBROADCASTI128 128(R8), Y12
-	ADDQ $128, SI
-	SUBQ $128, CX
-	JZ   crcdone2
-
-crcloop2:
-	FOLD2(Y0, 0(SI), Y12)
-	FOLD2(Y1, 32(SI), Y12)
-	FOLD2(Y2, 64(SI), Y12)
-	FOLD2(Y3, 96(SI), Y12)
-	ADDQ $128, SI
-	SUBQ $128, CX
-	JNZ  crcloop2
-
-crcdone2:
-	VBROADCASTI128 112(R8), Y12
-	FOLD2(Y0, Y1, Y12)
-	FOLD2(Y0, Y2, Y12)
-	FOLD2(Y0, Y3, Y12)
-	REDUCE2(Y0, X0, R9)
-	MOVL R9, ret+32(FP)
-	VZEROUPPER
-	RET
-
-// func cpuid(leaf, sub uint32) (eax, ebx, ecx, edx uint32)
-TEXT ·cpuid(SB), NOSPLIT, $0-24
-	MOVL leaf+0(FP), AX
-	MOVL sub+4(FP), CX
-	CPUID
-	MOVL AX, eax+8(FP)
-	MOVL BX, ebx+12(FP)
-	MOVL CX, ecx+16(FP)
-	MOVL DX, edx+20(FP)
 	RET

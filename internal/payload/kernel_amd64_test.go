@@ -12,6 +12,8 @@ import (
 
 	"golang.org/x/sys/cpu"
 	"pgregory.net/rapid"
+
+	"github.com/shmpc/shmpc/internal/crc32c"
 )
 
 func needKernel(t testing.TB) {
@@ -21,11 +23,15 @@ func needKernel(t testing.TB) {
 	}
 }
 
-func init() { rawVPCLMULQDQ = hasVPCLMULQDQ }
+func init() { rawVPCLMULQDQ = crc32c.HasVPCLMULQDQ }
 
 var kernelNames = map[int]string{kernelAVX512: "avx512", kernelAVX2: "avx2", kernelScalar: "sse42"}
 
 var kernelIDs = map[string]int{"avx512": kernelAVX512, "avx2": kernelAVX2, "sse42": kernelScalar}
+
+// crcImpls maps each fused kernel to the internal/crc32c kernel of the
+// same name, which Checksum uses on a CPU where Fill uses the fused one.
+var crcImpls = map[int]crc32c.Impl{kernelAVX512: crc32c.AVX512, kernelAVX2: crc32c.AVX2, kernelScalar: crc32c.SSE42}
 
 // forEachKernel runs check in a subtest for each assembly kernel this CPU
 // can run (cpuKernels: the one Fill uses and those below it, e.g. sse42 on
@@ -142,25 +148,32 @@ func TestKernelLengths(t *testing.T) {
 	})
 }
 
-// TestFoldConstants checks the GF(2) arithmetic the kernels' constants
-// come from against the definition: x^n mod P by repeated multiplication by x.
-func TestFoldConstants(t *testing.T) {
-	r := uint32(1)
-	for n := uint64(0); n <= 70000; n++ {
-		if n == 32 && r != crcPoly {
-			t.Fatalf("x^32 mod P = %#x, want the polynomial %#x", r, uint32(crcPoly))
+// TestFoldConstsOffsets pins the offsets of crc32c.FoldConsts' fields
+// that this package's assembly reads (kernel_amd64.s: genCRC8 and genCRC4
+// take a *crc32c.FoldConsts), and that its Chunk pair folds by one of
+// this package's chunks. crc32c's own tests check the constants' values.
+func TestFoldConstsOffsets(t *testing.T) {
+	var c crc32c.FoldConsts
+	for _, f := range []struct {
+		name      string
+		got, want uintptr
+	}{
+		{"Row (genCRC8: fold by a 64-byte row)", unsafe.Offsetof(c.Row), 0},
+		{"Chunk (genCRC8, genCRC4: fold by a chunk)", unsafe.Offsetof(c.Chunk), 16},
+		{"Lanes (genCRC8: REDUCE)", unsafe.Offsetof(c.Lanes), 32},
+		{"Lanes[4] (genCRC4: REDUCE2, fold by 128 bits)", unsafe.Offsetof(c.Lanes) + 4*8, 64},
+		{"Row2 (genCRC4: fold by a 32-byte row)", unsafe.Offsetof(c.Row2), 112},
+	} {
+		if f.got != f.want {
+			t.Errorf("crc32c.FoldConsts.%s is at offset %d, kernel_amd64.s reads %d", f.name, f.got, f.want)
 		}
-		if n%997 == 0 || n == 63+512 || n == 511 || n == 63+65536 || n == 65535 {
-			if got := xPowMod(n); got != r {
-				t.Fatalf("xPowMod(%d) = %#x, repeated multiplication gives %#x", n, got, r)
-			}
-		}
-		r = timesX(r)
 	}
-	if consts.row != foldPair(512) || consts.row2 != foldPair(256) || consts.quad2 != foldPair(1024) ||
-		consts.lanes[6] != 0 || consts.lanes[7] != 0 {
-		t.Fatal("constants table does not hold the fold pairs")
+	if ChunkBytes != crc32c.ChainBytes {
+		t.Errorf("ChunkBytes = %d, crc32c's Chunk constants and Combine3 are for %d", ChunkBytes, crc32c.ChainBytes)
 	}
+	// The kernels and crc32c agree on a chunk's CRC only if the Chunk pair
+	// folds by 8*ChunkBytes bits: a group of two chunks checks that.
+	forEachKernel(t, func(t *testing.T, k int) { checkKernel(t, k, 5, 2*ChunkBytes, 0) })
 }
 
 // BenchmarkFillRingCached is BenchmarkFillRing with ordinary stores
@@ -258,17 +271,18 @@ func TestKernelNonTemporal(t *testing.T) {
 	})
 }
 
-// TestKernelChecksum: each kernel's Checksum agrees with hash/crc32 on
-// random data, lengths and alignments.
+// TestKernelChecksum: the Checksum of each kernel (internal/crc32c's of
+// the same name) agrees with hash/crc32 on random data, lengths and
+// alignments.
 func TestKernelChecksum(t *testing.T) {
 	forEachKernel(t, func(t *testing.T, k int) {
 		rapid.Check(t, func(t *rapid.T) {
-			n := rapid.IntRange(kernelMinChecksum, 100000).Draw(t, "len")
+			n := rapid.IntRange(0, 100000).Draw(t, "len")
 			off := rapid.IntRange(0, 63).Draw(t, "offset")
 			buf := make([]byte, off+n)
 			fillFrom(buf, rapid.Uint64().Draw(t, "seed")|1)
 			b := buf[off:]
-			if got, want := checksumWith(k, b), crc32.Checksum(b, Table()); got != want {
+			if got, want := crcImpls[k].Checksum(b), crc32.Checksum(b, Table()); got != want {
 				t.Fatalf("%s checksum of %d bytes at offset %d = %#x, hash/crc32 says %#x", kernelNames[k], n, off, got, want)
 			}
 		})
@@ -276,21 +290,21 @@ func TestKernelChecksum(t *testing.T) {
 }
 
 func BenchmarkFillRingAVX2(b *testing.B) {
-	if !cpu.X86.HasAVX2 || !hasVPCLMULQDQ() {
+	if !crc32c.AVX2.Available() {
 		b.Skip("no AVX2 with VPCLMULQDQ")
 	}
 	benchRing(b, func(dst []byte, seq uint64) uint32 { return fillWith(kernelAVX2, nil, dst, seq) })
 }
 
 func BenchmarkChecksum8MiBAVX2(b *testing.B) {
-	if !cpu.X86.HasAVX2 || !hasVPCLMULQDQ() {
+	if !crc32c.AVX2.Available() {
 		b.Skip("no AVX2 with VPCLMULQDQ")
 	}
 	buf := make([]byte, 8<<20)
 	Fill(buf, 1)
 	b.SetBytes(int64(len(buf)))
 	for b.Loop() {
-		checksumWith(kernelAVX2, buf)
+		crc32c.AVX2.Checksum(buf)
 	}
 }
 
@@ -302,13 +316,13 @@ func BenchmarkFillRingScalar(b *testing.B) {
 }
 
 func BenchmarkChecksum8MiBScalar(b *testing.B) {
-	if !cpu.X86.HasSSE42 || !cpu.X86.HasBMI2 {
-		b.Skip("no SSE4.2 and BMI2")
+	if !crc32c.SSE42.Available() {
+		b.Skip("no SSE4.2")
 	}
 	buf := make([]byte, 8<<20)
 	Fill(buf, 1)
 	b.SetBytes(int64(len(buf)))
 	for b.Loop() {
-		checksumWith(kernelScalar, buf)
+		crc32c.SSE42.Checksum(buf)
 	}
 }

@@ -2,10 +2,8 @@
 
 package payload
 
-// Without the assembly kernel Fill and Checksum use the portable code.
+// Without the assembly kernel Fill uses the portable code.
 const haveKernel = false
-
-const kernelMinChecksum = 0
 
 func kernelName() string { return "go" }
 
@@ -14,5 +12,3 @@ func fillKernel(*Generator, []byte, uint64) uint32 { panic("payload: no kernel o
 func fillKernelCached(*Generator, []byte, uint64) uint32 {
 	panic("payload: no kernel on this platform")
 }
-
-func checksumKernel([]byte) uint32 { panic("payload: no kernel on this platform") }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"hash/crc32"
 	"sync"
+
+	"github.com/shmpc/shmpc/internal/crc32c"
 )
 
 // ChunkBytes is the length of one independently seeded chunk of the pattern.
@@ -15,10 +17,9 @@ const chunkWords = ChunkBytes / 8
 // golden replaces a chunk seed of 0, which xorshift64 would keep at 0.
 const golden = 0x9E3779B97F4A7C15
 
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
-
-// Table is the CRC32C (Castagnoli) table used for item checksums.
-func Table() *crc32.Table { return castagnoli }
+// Table is the CRC32C (Castagnoli) table of hash/crc32, for references:
+// the package computes its checksums with internal/crc32c.
+func Table() *crc32.Table { return crc32c.Table() }
 
 func splitmix64(x uint64) uint64 {
 	x += golden
@@ -53,9 +54,10 @@ func Word(seq, j uint64) uint64 {
 	return s
 }
 
-// Kernel names the implementation Fill and Checksum use on this machine:
-// "avx512" or "avx2" for the fused assembly kernels, "go" for the
-// portable code.
+// Kernel names the implementation Fill uses on this machine: "avx512",
+// "avx2" or "sse42" for the fused assembly kernels, "go" for the portable
+// code. Checksum is internal/crc32c's, whose kernel (crc32c.Kernel) is the
+// one of the same name, except where this is "go".
 func Kernel() string { return kernelName() }
 
 // Fill writes item seq's pattern into all of dst and returns the CRC32C of
@@ -102,13 +104,8 @@ func (g *Generator) Fill(dst []byte, seq uint64) uint32 {
 }
 
 // Checksum returns the CRC32C of b, as hash/crc32 with the Castagnoli table
-// computes it; with the assembly kernel for buffers from 256 bytes.
-func Checksum(b []byte) uint32 {
-	if haveKernel && len(b) >= kernelMinChecksum {
-		return checksumKernel(b)
-	}
-	return crc32.Checksum(b, castagnoli)
-}
+// computes it: internal/crc32c.Checksum, the project's one CRC32C.
+func Checksum(b []byte) uint32 { return crc32c.Checksum(b) }
 
 // ErrMismatch is returned (wrapped) by Check when data is not item seq's
 // pattern.

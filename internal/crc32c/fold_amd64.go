@@ -1,10 +1,10 @@
 //go:build !purego
 
-package payload
+package crc32c
 
 import "math/bits"
 
-// The folding constants of the CRC32C kernels.
+// The folding constants of the carry-less multiplication kernels.
 //
 // A 128-bit register v loaded from 16 message bytes stands for the
 // polynomial poly(v) = sum of v_i * x^(127-i) (bit 0 of byte 0 is the
@@ -69,24 +69,31 @@ func foldConst(n uint64) uint64 { return uint64(bits.Reverse32(xPowMod(n))) << 3
 // forward by d bits.
 func foldPair(d uint64) [2]uint64 { return [2]uint64{foldConst(63 + d), foldConst(d - 1)} }
 
-// foldConsts is read by the assembly; keep the offsets in kernel_amd64.s.
-type foldConsts struct {
-	row   [2]uint64 // offset 0: fold one 128-bit lane by 512 bits (one 64-byte row)
-	chunk [2]uint64 // offset 16: by 65536 bits (one 8 KiB chunk)
-	lanes [8]uint64 // offset 32: lanes 0, 1, 2 of a ZMM register by 384, 256, 128 bits onto lane 3; lane 3 by nothing
-	quad  [2]uint64 // offset 96: by 2048 bits (four 64-byte accumulators)
-
-	// The AVX2 kernels' 32-byte rows.
-	row2  [2]uint64 // offset 112: by 256 bits (one 32-byte row)
-	quad2 [2]uint64 // offset 128: by 1024 bits (four 32-byte accumulators)
+// FoldConsts holds the constants that fold a 128-bit lane forward by a
+// given distance, each a pair (k1, k2) for the lane's low and high 64 bits
+// (see fold_amd64.go for the arithmetic). Assembly reads it at the byte
+// offsets given with each field, in this package (kernel_amd64.s) and in
+// internal/payload (genCRC8, genCRC4); TestFoldConstsLayout here and
+// TestFoldConstsOffsets there check them.
+type FoldConsts struct {
+	Row   [2]uint64 // offset 0: by 512 bits (one 64-byte row)
+	Chunk [2]uint64 // offset 16: by 65536 bits (one 8 KiB chunk, ChainBytes)
+	Lanes [8]uint64 // offset 32: lanes 0, 1, 2 of a ZMM register by 384, 256, 128 bits onto lane 3; lane 3 by nothing (zeros)
+	Quad  [2]uint64 // offset 96: by 2048 bits (four 64-byte accumulators)
+	Row2  [2]uint64 // offset 112: by 256 bits (one 32-byte row, the AVX2 kernels)
+	Quad2 [2]uint64 // offset 128: by 1024 bits (four 32-byte accumulators)
 }
 
-var consts = func() *foldConsts {
-	c := &foldConsts{row: foldPair(512), chunk: foldPair(8 * ChunkBytes), quad: foldPair(2048),
-		row2: foldPair(256), quad2: foldPair(1024)}
+var consts = func() *FoldConsts {
+	c := &FoldConsts{Row: foldPair(512), Chunk: foldPair(8 * ChainBytes), Quad: foldPair(2048),
+		Row2: foldPair(256), Quad2: foldPair(1024)}
 	for i, d := range []uint64{384, 256, 128} {
 		k := foldPair(d)
-		c.lanes[2*i], c.lanes[2*i+1] = k[0], k[1]
+		c.Lanes[2*i], c.Lanes[2*i+1] = k[0], k[1]
 	}
 	return c
 }()
+
+// Consts returns the package's folding constants, computed once. The
+// caller must not modify them.
+func Consts() *FoldConsts { return consts }
