@@ -59,16 +59,27 @@ import (
 
 // Errors a caller acts on; match them with errors.Is.
 var (
-	ErrPeerLost  = ringobj.ErrPeerLost // the producer died and none came back in time
-	ErrBusy      = ringobj.ErrBusy     // another live consumer holds the ring
-	ErrForeign   = ringobj.ErrForeign  // the NAME's objects are not a usable ring
-	ErrNoRing    = ringobj.ErrNoRing   // no producer created the ring within Wait
-	ErrIntegrity = ring.ErrIntegrity   // an item failed verification (never delivered)
-	ErrClosed    = os.ErrClosed
+	ErrPeerLost  = ringobj.ErrPeerLost                           // the producer died and none came back in time (a *PeerLostError)
+	ErrBusy      = ringobj.ErrBusy                               // another live consumer holds the ring
+	ErrForeign   = ringobj.ErrForeign                            // the NAME's objects are not a usable ring
+	ErrNoRing    = ringobj.ErrNoRing                             // no producer created the ring within Wait
+	ErrIntegrity = ring.ErrIntegrity                             // an item failed verification (never delivered)
+	ErrClosed    = error(&ringobj.ClosedError{Side: "consumer"}) // matches os.ErrClosed too
+	// ErrRan: Run was called a second time (a Consumer runs once).
+	ErrRan = errors.New("consumer already ran: Run may be called once")
 )
+
+// PeerLostError is the error of a consumer whose producer is gone: it
+// matches ErrPeerLost, and errors.As finds it to read how many items were
+// delivered and lost.
+type PeerLostError = ringobj.PeerLostError
 
 // DefaultWait is the default of Options.Wait.
 const DefaultWait = 10 * time.Second
+
+// NoWait as Options.Wait means: do not wait at all (Open fails at once
+// when the ring is not there; a ring found orphaned is given up at once).
+const NoWait time.Duration = -1
 
 // Options configure a Consumer. The zero value means one worker per CPU,
 // views into the slots, wait 10 s for the producer, peer timeout 0.
@@ -85,7 +96,8 @@ type Options struct {
 	// writes the segment afterwards (DESIGN.md contract 3). It costs one
 	// buffer of the slot size per worker and a copy per item.
 	Copy bool
-	// Wait bounds how long Open waits for a producer to create the ring.
+	// Wait bounds how long Open waits for a producer to create the ring
+	// (0: DefaultWait; NoWait, or any negative value: not at all).
 	Wait time.Duration
 	// PeerTimeout is how long Run waits for a new producer after the
 	// producer it saw died with the stream unfinished. 0: give up at once.
@@ -159,8 +171,14 @@ func Open(ctx context.Context, name string, opt Options) (_ *Consumer, err error
 	if opt.Ordered {
 		opt.Workers = 1
 	}
-	if opt.Wait == 0 {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("open consumer for %s: %w", name, err)
+	}
+	switch {
+	case opt.Wait == 0:
 		opt.Wait = DefaultWait
+	case opt.Wait < 0:
+		opt.Wait = 0 // NoWait: one look
 	}
 	if opt.Logf == nil {
 		opt.Logf = func(string, ...any) {}
@@ -372,16 +390,17 @@ func (c *Consumer) Run(ctx context.Context, h Handler) (err error) {
 	}
 	if c.ran {
 		c.mu.Unlock()
-		return errors.New("run: consumer already ran")
+		return fmt.Errorf("run: %w", ErrRan)
 	}
 	c.ran = true
+	if err := ctx.Err(); err != nil {
+		c.mu.Unlock()
+		return fmt.Errorf("run %s: %w", c.names.Ring, err)
+	}
 	ctx, stopRun := context.WithCancelCause(ctx)
 	c.stopRun, c.runDone = stopRun, make(chan struct{})
 	c.mu.Unlock()
 	defer func() {
-		if err == nil && context.Cause(ctx) == ErrClosed {
-			err = fmt.Errorf("run: %w", ErrClosed)
-		}
 		stopRun(nil)
 		close(c.runDone)
 	}()
@@ -541,16 +560,16 @@ dispatch:
 	if runErr != nil {
 		var gone errProducerGone
 		if errors.As(runErr, &gone) {
-			runErr = fmt.Errorf("producer of %s %s: %s: %w", c.names.Ring, gone.what, c.lossReport(c.rd.Next()), ErrPeerLost)
+			runErr = c.peerLost("producer of "+c.names.Ring+" "+gone.what, c.rd.Next())
 			c.removeIfProducerGone()
 		}
 		if ctx.Err() != nil && errors.Is(runErr, ctx.Err()) {
-			return nil // graceful stop
+			return c.stoppedBy(ctx) // graceful stop
 		}
 		return runErr
 	}
 	if !ended {
-		return nil // ctx ended: graceful stop
+		return c.stoppedBy(ctx) // ctx ended: graceful stop
 	}
 	c.ring.SetDrained()
 	c.drained = true
@@ -559,6 +578,15 @@ dispatch:
 	}
 	c.awaitCleanup()
 	return nil
+}
+
+// stoppedBy is Run's error after a graceful stop: ErrClosed when Close
+// stopped it, else the context's error, wrapped.
+func (c *Consumer) stoppedBy(ctx context.Context) error {
+	if context.Cause(ctx) == ErrClosed {
+		return fmt.Errorf("run: %w", ErrClosed)
+	}
+	return fmt.Errorf("run %s: stopped: %w", c.names.Ring, ctx.Err())
 }
 
 // handOffMin is how long handling an item must take for the dispatcher to
@@ -717,16 +745,22 @@ type errProducerGone struct{ what string }
 
 func (e errProducerGone) Error() string { return "producer " + e.what }
 
-// lossReport says how many items of the stream were delivered and, when
-// its total is known, how many were lost.
-func (c *Consumer) lossReport(next uint64) string {
-	s := fmt.Sprintf("%d items delivered", c.ring.Stats().Items)
-	if total := c.ring.StreamItems(); total > next {
-		s += fmt.Sprintf(", %d lost", total-next)
+// peerLost is the *PeerLostError of a producer that is gone (what says
+// how), next being the first item not delivered: how many items of the
+// stream were delivered and, when its total is known, how many were lost.
+func (c *Consumer) peerLost(what string, next uint64) error {
+	e := &PeerLostError{What: what, Delivered: c.ring.Stats().Items}
+	e.Report = fmt.Sprintf("%d items delivered", e.Delivered)
+	if total := c.ring.StreamItems(); total > 0 {
+		e.LostKnown = true
+		if total > next {
+			e.Lost = total - next
+		}
+		e.Report += fmt.Sprintf(", %d lost", e.Lost)
 	} else {
-		s += ", the number lost is unknown (the stream's length was not given)"
+		e.Report += ", the number lost is unknown (the stream's length was not given)"
 	}
-	return s
+	return e
 }
 
 // removeIfProducerGone removes every object of the ring when no producer

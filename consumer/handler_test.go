@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -106,7 +107,9 @@ func TestRunGracefulStop(t *testing.T) {
 	cancel()
 	select {
 	case err := <-done:
-		require.NoError(t, err)
+		// A graceful stop, reported as the context's end (the CLI maps it
+		// to exit 0).
+		require.ErrorIs(t, err, context.Canceled)
 	case <-time.After(10 * time.Second):
 		t.Fatal("Run did not stop within 10s of its context's end")
 	}
@@ -182,4 +185,59 @@ func TestCloseStopsRun(t *testing.T) {
 			require.ErrorIs(t, c.Run(ctx, func(uint64, []byte) error { return nil }), consumer.ErrClosed)
 		})
 	}
+}
+
+// TestAPIErrors: a cancelled context is answered first by every call that
+// takes one, even with a slot free or an item waiting; a second Run is
+// ErrRan; ErrClosed says which side and matches os.ErrClosed; a lost peer
+// is a *PeerLostError with its counts; Wait: NoWait does not wait.
+func TestAPIErrors(t *testing.T) {
+	ctx := context.Background()
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	name := uniqueName(t)
+
+	_, err := producer.Open(cancelled, name, producer.Options{Slots: 2, SlotSize: 4096, HugePages: shm.Off})
+	require.ErrorIs(t, err, context.Canceled)
+	_, err = consumer.Open(cancelled, name, consumer.Options{})
+	require.ErrorIs(t, err, context.Canceled)
+
+	start := time.Now()
+	_, err = consumer.Open(ctx, name, consumer.Options{Wait: consumer.NoWait})
+	require.ErrorIs(t, err, consumer.ErrNoRing)
+	require.Less(t, time.Since(start), time.Second, "NoWait waits for nothing")
+
+	p, err := producer.Open(ctx, name, producer.Options{Slots: 2, SlotSize: 4096, HugePages: shm.Off, StreamItems: 5})
+	require.NoError(t, err)
+	require.ErrorIs(t, p.Send(cancelled, []byte("x")), context.Canceled, "Send with a free slot and a cancelled context")
+	_, err = p.Reserve(cancelled)
+	require.ErrorIs(t, err, context.Canceled)
+	require.ErrorIs(t, p.End(cancelled), context.Canceled)
+	require.EqualValues(t, 0, p.Next(), "nothing was sent on a cancelled context")
+	require.NoError(t, p.Send(ctx, []byte("one")))
+
+	c, err := consumer.Open(ctx, name, consumer.Options{Workers: 1})
+	require.NoError(t, err)
+	require.ErrorIs(t, c.Run(cancelled, func(uint64, []byte) error { return nil }), context.Canceled)
+	require.ErrorIs(t, c.Run(ctx, func(uint64, []byte) error { return nil }), consumer.ErrRan, "a second Run")
+	require.NoError(t, c.Close())
+	err = c.Run(ctx, func(uint64, []byte) error { return nil })
+	require.ErrorIs(t, err, consumer.ErrClosed)
+	require.ErrorIs(t, err, os.ErrClosed)
+	require.Contains(t, err.Error(), "consumer is closed")
+
+	// The consumer left without releasing: with PeerTimeout 0 the
+	// producer's End gives up at once, saying what was delivered and lost.
+	err = p.End(ctx)
+	require.ErrorIs(t, err, producer.ErrPeerLost)
+	var lost *producer.PeerLostError
+	require.ErrorAs(t, err, &lost)
+	require.EqualValues(t, 0, lost.Delivered)
+	require.EqualValues(t, 5, lost.Lost, "1 committed and not released, 4 never sent")
+	require.True(t, lost.LostKnown)
+	t.Logf("%v", err)
+	require.NoError(t, p.Close())
+	err = p.Send(ctx, []byte("x"))
+	require.ErrorIs(t, err, producer.ErrClosed)
+	require.Contains(t, err.Error(), "producer is closed")
 }

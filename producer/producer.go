@@ -61,14 +61,22 @@ import (
 
 // Errors a caller acts on; match them with errors.Is.
 var (
-	ErrPeerLost = ringobj.ErrPeerLost // the consumer died or left and none came back in time
+	ErrPeerLost = ringobj.ErrPeerLost // the consumer died or left and none came back in time (a *PeerLostError)
 	ErrBusy     = ringobj.ErrBusy     // another live producer owns the ring
 	ErrForeign  = ringobj.ErrForeign  // the NAME's objects belong to someone or something else
 	ErrGeometry = errors.New("ring geometry differs")
 	ErrExists   = errors.New("ring exists")
-	ErrClosed   = os.ErrClosed
-	ErrEnded    = ring.ErrEnded // the stream ended: Reserve takes no more items (End finishes it)
+	ErrClosed   = error(&ringobj.ClosedError{Side: "producer"}) // matches os.ErrClosed too
+	ErrEnded    = ring.ErrEnded                                 // the stream ended: Reserve takes no more items (End finishes it)
 )
+
+// PeerLostError is the error of a producer whose consumer is gone: it
+// matches ErrPeerLost, and errors.As finds it to read how many items were
+// delivered and lost.
+type PeerLostError = ringobj.PeerLostError
+
+// NoWait as Options.Wait means: do not wait for a first consumer.
+const NoWait time.Duration = -1
 
 // Defaults of Options.
 const (
@@ -108,7 +116,8 @@ type Options struct {
 	// predecessor committed, such as one read from a pipe.
 	NoResume bool
 	// Wait bounds how long a producer waits for its first consumer when it
-	// needs one (ring full, or stream ended and not drained).
+	// needs one (ring full, or stream ended and not drained). 0 means
+	// DefaultWait; NoWait (any negative value) means not at all.
 	Wait time.Duration
 	// PeerTimeout is how long the producer waits for a new consumer after
 	// its consumer died or left. 0: give up at once.
@@ -147,8 +156,11 @@ func (o *Options) defaults() error {
 	if o.Perm&^0o777 != 0 {
 		return fmt.Errorf("permission %#o: want bits within 0777", o.Perm)
 	}
-	if o.Wait == 0 {
+	switch {
+	case o.Wait == 0:
 		o.Wait = DefaultWait
+	case o.Wait < 0:
+		o.Wait = 0 // NoWait
 	}
 	if o.Logf == nil {
 		o.Logf = func(string, ...any) {}
@@ -226,6 +238,9 @@ func (p *Producer) closing() bool { return p.use.Load()&closedBit != 0 }
 // already ended (its producer died in End, before the drain) takes no more
 // items: End finishes it (waits for the drain and removes the ring).
 func Open(ctx context.Context, name string, opt Options) (_ *Producer, err error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("open producer for %s: %w", name, err)
+	}
 	givenSlots, givenSize := opt.Slots, opt.SlotSize
 	if err := opt.defaults(); err != nil {
 		return nil, fmt.Errorf("open producer: %w", err)
@@ -353,7 +368,7 @@ func (p *Producer) attachOrCreate(uid int) error {
 	if p.opt.Fresh {
 		if p.watch.Present() {
 			seg.Detach()
-			return fmt.Errorf("ring %s has a live consumer%s; stop it before discarding the ring with -fresh: %w",
+			return fmt.Errorf("ring %s has a live consumer%s; stop it before discarding the ring (Options.Fresh, shmpc produce -fresh): %w",
 				p.names.Ring, holder(p.names, false), ErrBusy)
 		}
 		seg.Detach()
@@ -368,17 +383,17 @@ func (p *Producer) attachOrCreate(uid int) error {
 	}
 	if p.opt.NoResume {
 		seg.Detach()
-		return fmt.Errorf("ring %s exists (%d items committed) and this stream cannot resume it; use -fresh to discard it: %w",
+		return fmt.Errorf("ring %s exists (%d items committed) and this stream cannot resume it; discard it with Options.Fresh (shmpc produce -fresh): %w",
 			p.names.Ring, r.Head(), ErrExists)
 	}
 	if (p.givenSlots != 0 && p.givenSlots != r.Slots()) || (p.givenSize != 0 && p.givenSize != r.SlotSize()) {
 		seg.Detach()
-		return fmt.Errorf("ring %s has %d slots of %d bytes, not %d of %d; leave the geometry out to resume it, or use -fresh: %w",
+		return fmt.Errorf("ring %s has %d slots of %d bytes, not %d of %d; leave the geometry out to resume it, or discard it (Options.Fresh, -fresh): %w",
 			p.names.Ring, r.Slots(), r.SlotSize(), p.opt.Slots, p.opt.SlotSize, ErrGeometry)
 	}
 	if p.opt.CheckStream && (r.StreamItems() != p.opt.StreamItems || r.StreamBytes() != p.opt.StreamBytes) {
 		seg.Detach()
-		return fmt.Errorf("ring %s was started for %d items (%d bytes), not %d (%d bytes): leave -count/-bytes out to resume it, or use -fresh: %w",
+		return fmt.Errorf("ring %s was started for %d items (%d bytes), not %d (%d bytes): leave the totals (-count/-bytes) out to resume it, or discard it (Options.Fresh, -fresh): %w",
 			p.names.Ring, r.StreamItems(), r.StreamBytes(), p.opt.StreamItems, p.opt.StreamBytes, ErrGeometry)
 	}
 	p.opt.Slots, p.opt.SlotSize = r.Slots(), r.SlotSize()
@@ -503,6 +518,11 @@ func (p *Producer) Reserve(ctx context.Context) (Slot, error) {
 
 // reserve is Reserve for a caller that counted itself in (enter).
 func (p *Producer) reserve(ctx context.Context) (Slot, error) {
+	// The context first, even with a slot free: a cancelled stream sends
+	// nothing more.
+	if err := ctx.Err(); err != nil {
+		return Slot{}, fmt.Errorf("reserve: %w", err)
+	}
 	if p.reserved {
 		return p.slot, nil
 	}
@@ -642,6 +662,9 @@ func (p *Producer) End(ctx context.Context) error {
 		return err
 	}
 	defer p.leave()
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("end: %w", err)
+	}
 	p.reserved = false // a reserved, uncommitted slot is dropped
 	if err := p.w.End(); err != nil {
 		return fmt.Errorf("end stream: %w", err)
@@ -707,8 +730,7 @@ func (p *Producer) waitConsumer(ctx context.Context, sleep func(context.Context)
 			if p.opt.StallTimeout > 0 {
 				limit = progressAt.Add(p.opt.StallTimeout)
 				if !now.Before(limit) {
-					return fmt.Errorf("consumer of %s made no progress for %v: %s: %w",
-						p.names.Ring, p.opt.StallTimeout, p.lossReport(), ErrPeerLost)
+					return p.peerLost(fmt.Sprintf("consumer of %s made no progress for %v", p.names.Ring, p.opt.StallTimeout))
 				}
 			} else {
 				p.fastWait = true // Reserve's next wait sleeps armed
@@ -718,8 +740,7 @@ func (p *Producer) waitConsumer(ctx context.Context, sleep func(context.Context)
 			}
 		case !p.watch.Seen() && gen == p.consumerGen:
 			if !now.Before(p.started.Add(p.opt.Wait)) && !ready() {
-				return fmt.Errorf("no consumer attached to %s within %v: %s: %w",
-					p.names.Ring, p.opt.Wait, p.lossReport(), ErrPeerLost)
+				return p.peerLost(fmt.Sprintf("no consumer attached to %s within %v", p.names.Ring, p.opt.Wait))
 			}
 			// A first consumer can attach and die between two looks at
 			// its lock, leaving the presence as it was: look again every
@@ -736,7 +757,7 @@ func (p *Producer) waitConsumer(ctx context.Context, sleep func(context.Context)
 			// A consumer that drained the stream lets its role go at
 			// once: look at the ring again after the lock said "gone".
 			if !now.Before(limit) && !ready() {
-				return fmt.Errorf("consumer of %s is gone: %s: %w", p.names.Ring, p.lossReport(), ErrPeerLost)
+				return p.peerLost(fmt.Sprintf("consumer of %s is gone", p.names.Ring))
 			}
 		}
 		wctx, stop := p.watch.Watch(ctx, present)
@@ -758,17 +779,23 @@ func (p *Producer) waitConsumer(ctx context.Context, sleep func(context.Context)
 // consumer re-judges, so one that came and died unseen is noticed.
 const firstConsumerLook = 100 * time.Millisecond
 
-// lossReport says how many items were delivered (released by a consumer)
-// and how many are lost if the ring goes now: committed but not released,
-// and, when the stream's total is known, never sent.
-func (p *Producer) lossReport() string {
+// peerLost is the *PeerLostError of a consumer that is gone (what says
+// how): how many items were delivered (released by a consumer) and how
+// many are lost if the ring goes now: committed but not released, and,
+// when the stream's total is known, never sent.
+func (p *Producer) peerLost(what string) error {
 	head, tail := p.ring.Head(), p.ring.Tail()
 	lost := head - tail
-	s := fmt.Sprintf("%d items delivered, %d lost", tail, lost)
-	if total := p.ring.StreamItems(); total > head {
-		s += fmt.Sprintf(" (%d committed but not released) and %d not sent", lost, total-head)
+	e := &PeerLostError{What: what, Delivered: tail, Lost: lost}
+	e.Report = fmt.Sprintf("%d items delivered, %d lost", tail, lost)
+	if total := p.ring.StreamItems(); total > 0 {
+		e.LostKnown = true
+		if total > head {
+			e.Report += fmt.Sprintf(" (%d committed but not released) and %d not sent", lost, total-head)
+			e.Lost += total - head
+		}
 	}
-	return s
+	return e
 }
 
 // Close ends the producer. Unless End removed the ring already, it

@@ -121,6 +121,9 @@ func cmdConsume(args []string, stdout, stderr io.Writer) error {
 	}
 	runErr := c.Run(ctx, handler)
 	prog.stop()
+	if ctx.Err() != nil && errors.Is(runErr, ctx.Err()) {
+		runErr = nil // SIGINT/SIGTERM: a graceful stop, exit 0
+	}
 	if errors.Is(runErr, errOutputClosed) {
 		runErr = nil // the reader has what it wanted
 	}
