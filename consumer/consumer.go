@@ -377,10 +377,12 @@ func (c *Consumer) Stats() Stats {
 
 // Run delivers items to h until the stream ends and is drained (then it
 // returns nil), h or verification fails (the error; ErrIntegrity for a
-// bad item, which is not delivered), the producer is lost (ErrPeerLost),
-// or ctx ends. When ctx ends, Run stops acquiring, lets the workers finish
-// and release the items in flight, and returns nil: a graceful stop. Run
-// may be called once. A Close from another goroutine stops Run the same
+// bad item, which is not delivered), the producer is lost (a
+// *PeerLostError, matching ErrPeerLost), or ctx ends. When ctx ends, Run
+// stops acquiring, lets the workers finish and release the items in
+// flight, and returns ctx's error, wrapped: a graceful stop (a context that
+// ended before the call returns at once). Run may be called once; a second
+// call returns ErrRan. A Close from another goroutine stops Run the same
 // way and waits for it; Run then returns ErrClosed.
 func (c *Consumer) Run(ctx context.Context, h Handler) (err error) {
 	c.mu.Lock()
