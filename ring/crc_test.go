@@ -73,3 +73,35 @@ func TestImports(t *testing.T) {
 		}
 	}
 }
+
+// TestCopyCRCSlotAlignments: CopyCRC into a slot at every dst alignment 0..31,
+// below and above internal/crc32c's 64 KiB non-temporal threshold, copies exactly
+// src, leaves the slot's bytes after the copy alone, and returns the CRC of src.
+// The CRC is computed from src: a dst that CopyCRC's copy overwrites whole cannot
+// change it (the slot is filled with a pattern whose CRC differs).
+func TestCopyCRCSlotAlignments(t *testing.T) {
+	table := crc32.MakeTable(crc32.Castagnoli)
+	src := make([]byte, 1<<20+77)
+	fill(src, 42)
+	slot := make([]byte, len(src)+64)
+	for _, n := range []int{0, 255, 256, 4096 + 3, 64<<10 - 1, 64 << 10, 64<<10 + 129, len(src)} {
+		want := crc32.Checksum(src[:n], table)
+		for a := range 32 {
+			for k := range slot {
+				slot[k] = 0x5A
+			}
+			dst := slot[a : a+n+16]
+			if got := CopyCRC(dst, src[:n]); got != want {
+				t.Fatalf("CopyCRC of %d bytes at dst alignment %d = %#08x, want %#08x", n, a, got, want)
+			}
+			if !bytes.Equal(dst[:n], src[:n]) {
+				t.Fatalf("CopyCRC of %d bytes at dst alignment %d: copy differs", n, a)
+			}
+			for k, c := range slot {
+				if (k < a || k >= a+n) && c != 0x5A {
+					t.Fatalf("CopyCRC of %d bytes at dst alignment %d wrote slot byte %d", n, a, k)
+				}
+			}
+		}
+	}
+}

@@ -36,12 +36,24 @@
 // the carry-less multiplier is wider (AVX-512 on Zen 4: about 52 GiB/s in
 // cache, as internal/payload measured).
 //
+// CopyUpdate copies and checksums in one pass over memory where the CPU
+// has AVX2 and VPCLMULQDQ (the "avx2" and "avx512" kernels: both run the
+// AVX2 copy kernel, which loads 128-byte blocks of the source, stores them
+// to the destination, with non-temporal stores from 64 KiB on, and folds
+// the CRC from the loaded registers); everywhere else it copies and then
+// checksums pieces of 1 MiB, each piece of the source read again from
+// cache. BenchmarkCopyUpdate (source in cache, destination cold: eight
+// 8 MiB destinations in turn; same machine, medians of 5) measured the
+// fused kernel at 15.0, 13.1 and 10.3 GiB/s for 64 KiB, 1 MiB and 8 MiB
+// copies, copy then Update in pieces at 6.8, 9.9 and 7.7.
+//
 // All functions are safe for concurrent use; none allocates.
 package crc32c
 
 import (
 	"hash/crc32"
 	"strconv"
+	"unsafe"
 )
 
 // table is hash/crc32's Castagnoli table: MakeTable returns the package's
@@ -112,3 +124,68 @@ func Checksum(b []byte) uint32 { return update(best, 0, b) }
 // as crc32.Update(crc, crc32.MakeTable(crc32.Castagnoli), b) computes it
 // (start from 0).
 func Update(crc uint32, b []byte) uint32 { return update(best, crc, b) }
+
+// CopyUpdate copies src into dst, which must be at least as long (else it
+// panics), and returns Update(crc, src): the CRC32C of the bytes whose
+// CRC32C is crc followed by src. The checksum is computed from src as it
+// is loaded, never read back from dst; bytes of dst beyond len(src) are
+// left alone. Where the CPU allows (see the package documentation) it
+// reads src once; copies of 64 KiB or more are written with non-temporal
+// stores, which do not pull dst into this core's cache: the copy is meant
+// for a slot another core reads next. dst and src may overlap (then the
+// checksum comes first and the copy after it, in two passes).
+func CopyUpdate(crc uint32, dst, src []byte) uint32 {
+	if len(dst) < len(src) {
+		panic("crc32c: CopyUpdate: dst shorter than src")
+	}
+	return copyUpdate(best, crc, dst[:len(src)], src)
+}
+
+// CopyUpdate is the package's CopyUpdate with kernel i, which must be
+// Available (else it panics): the fused copy kernel with AVX2 and AVX512
+// (both run the AVX2 copy kernel), copy then i.Update in pieces with the
+// others. It exists for tests and benchmarks of each kernel.
+func (i Impl) CopyUpdate(crc uint32, dst, src []byte) uint32 {
+	if !i.Available() {
+		panic("crc32c: kernel " + i.String() + " is not available on this CPU")
+	}
+	if len(dst) < len(src) {
+		panic("crc32c: CopyUpdate: dst shorter than src")
+	}
+	return copyUpdate(i, crc, dst[:len(src)], src)
+}
+
+// minNT is the shortest copy the fused copy kernel writes with
+// non-temporal stores.
+const minNT = 64 << 10
+
+// copyPiece is the piece length of the portable CopyUpdate: small enough
+// that a piece of src is still in cache when Update reads it right after
+// copy (ring.CopyCRC chose 1 MiB with its benchmarks).
+const copyPiece = 1 << 20
+
+// copyPieces is the portable CopyUpdate (len(dst) == len(src)): copy then
+// Update with kernel i, a piece at a time; if dst and src overlap, the
+// whole of src is checksummed before the copy changes it.
+func copyPieces(i Impl, crc uint32, dst, src []byte) uint32 {
+	if overlap(dst, src) {
+		crc = update(i, crc, src)
+		copy(dst, src)
+		return crc
+	}
+	for off := 0; off < len(src); off += copyPiece {
+		end := min(off+copyPiece, len(src))
+		copy(dst[off:end], src[off:end])
+		crc = update(i, crc, src[off:end])
+	}
+	return crc
+}
+
+// overlap reports whether a and b (of the same length) share memory.
+func overlap(a, b []byte) bool {
+	if len(a) == 0 || len(b) == 0 {
+		return false
+	}
+	pa, pb := uintptr(unsafe.Pointer(&a[0])), uintptr(unsafe.Pointer(&b[0]))
+	return pa < pb+uintptr(len(b)) && pb < pa+uintptr(len(a))
+}

@@ -4,6 +4,7 @@ package crc32c
 
 import (
 	"hash/crc32"
+	"unsafe"
 
 	"golang.org/x/sys/cpu"
 )
@@ -95,4 +96,40 @@ func update(i Impl, crc uint32, b []byte) uint32 {
 		crc = ^state
 	}
 	return crc32.Update(crc, table, b[n:])
+}
+
+// copyBlocks2 copies the n bytes at src to dst (n a multiple of 128, at
+// least 128; the two must not overlap) and returns the CRC32C state (not
+// inverted) after them, starting from state: crcBlocks2 folding the
+// registers it loaded and stored. With nt the stores are non-temporal
+// (VMOVNTDQ, then SFENCE) and dst must be 32-byte aligned. AVX2 and
+// VPCLMULQDQ.
+//
+//go:noescape
+func copyBlocks2(state uint32, dst, src *byte, n int, c *FoldConsts, nt bool) uint32
+
+// fusedCopy reports whether CopyUpdate with kernel i runs the AVX2 copy
+// kernel (for inputs of minFold bytes or more).
+func fusedCopy(i Impl) bool { return (i == AVX2 || i == AVX512) && implAvailable(AVX2) }
+
+// copyUpdate is CopyUpdate with kernel i (which the CPU must have), for
+// len(dst) == len(src). The AVX2 copy kernel takes whole 128-byte blocks;
+// before them, for a non-temporal copy, the bytes up to dst's next 32-byte
+// boundary, and after them the tail, go through copy and hash/crc32.
+func copyUpdate(i Impl, crc uint32, dst, src []byte) uint32 {
+	if !fusedCopy(i) || len(src) < minFold || overlap(dst, src) {
+		return copyPieces(i, crc, dst, src)
+	}
+	h := 0
+	nt := len(src) >= minNT
+	if nt {
+		h = int(-uintptr(unsafe.Pointer(&dst[0])) & 31)
+		copy(dst[:h], src[:h])
+		crc = crc32.Update(crc, table, src[:h])
+	}
+	n := (len(src) - h) &^ 127
+	crc = ^copyBlocks2(^crc, &dst[h], &src[h], n, consts, nt)
+	h += n
+	copy(dst[h:], src[h:])
+	return crc32.Update(crc, table, src[h:])
 }

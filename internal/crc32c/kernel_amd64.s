@@ -147,6 +147,96 @@ crcdone2:
 	VZEROUPPER
 	RET
 
+// The fused copy kernel: crcBlocks2 on the rows it copies. Each 128-byte
+// block is loaded into Y4-Y7, stored to DI (ordinary or non-temporal
+// stores) and folded into the accumulators Y0-Y3 from the registers, so
+// the source is read once and the destination never.
+
+#define LOAD4 \
+	VMOVDQU 0(SI), Y4; \
+	VMOVDQU 32(SI), Y5; \
+	VMOVDQU 64(SI), Y6; \
+	VMOVDQU 96(SI), Y7
+
+#define FOLD4 \
+	FOLD2(Y0, Y4, Y12); \
+	FOLD2(Y1, Y5, Y12); \
+	FOLD2(Y2, Y6, Y12); \
+	FOLD2(Y3, Y7, Y12)
+
+#define NEXT \
+	ADDQ $128, SI; \
+	ADDQ $128, DI; \
+	SUBQ $128, CX
+
+// func copyBlocks2(state uint32, dst, src *byte, n int, c *FoldConsts, nt bool) uint32
+// n is a multiple of 128, at least 128; with nt, DI is 32-byte aligned.
+TEXT ·copyBlocks2(SB), NOSPLIT, $0-52
+	MOVL state+0(FP), AX
+	MOVQ dst+8(FP), DI
+	MOVQ src+16(FP), SI
+	MOVQ n+24(FP), CX
+	MOVQ c+32(FP), R8
+	VMOVD AX, X5
+	VBROADCASTI128 128(R8), Y12
+	VMOVDQU 0(SI), Y0
+	VMOVDQU 32(SI), Y1
+	VMOVDQU 64(SI), Y2
+	VMOVDQU 96(SI), Y3
+	CMPB nt+40(FP), $0
+	JNE  ntfirst
+
+	VMOVDQU Y0, 0(DI)
+	VMOVDQU Y1, 32(DI)
+	VMOVDQU Y2, 64(DI)
+	VMOVDQU Y3, 96(DI)
+	VPXOR Y5, Y0, Y0
+	NEXT
+	JZ   copydone
+
+copyloop:
+	LOAD4
+	VMOVDQU Y4, 0(DI)
+	VMOVDQU Y5, 32(DI)
+	VMOVDQU Y6, 64(DI)
+	VMOVDQU Y7, 96(DI)
+	FOLD4
+	NEXT
+	JNZ  copyloop
+	JMP  copydone
+
+ntfirst:
+	VMOVNTDQ Y0, 0(DI)
+	VMOVNTDQ Y1, 32(DI)
+	VMOVNTDQ Y2, 64(DI)
+	VMOVNTDQ Y3, 96(DI)
+	VPXOR Y5, Y0, Y0
+	NEXT
+	JZ   ntdone
+
+ntloop:
+	LOAD4
+	VMOVNTDQ Y4, 0(DI)
+	VMOVNTDQ Y5, 32(DI)
+	VMOVNTDQ Y6, 64(DI)
+	VMOVNTDQ Y7, 96(DI)
+	FOLD4
+	NEXT
+	JNZ  ntloop
+
+ntdone:
+	SFENCE
+
+copydone:
+	VBROADCASTI128 112(R8), Y12
+	FOLD2(Y0, Y1, Y12)
+	FOLD2(Y0, Y2, Y12)
+	FOLD2(Y0, Y3, Y12)
+	REDUCE2(Y0, X0, R9)
+	MOVL R9, ret+48(FP)
+	VZEROUPPER
+	RET
+
 // func cpuid(leaf, sub uint32) (eax, ebx, ecx, edx uint32)
 TEXT ·cpuid(SB), NOSPLIT, $0-24
 	MOVL leaf+0(FP), AX
