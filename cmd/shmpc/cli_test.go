@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -491,4 +492,20 @@ func TestCPUProfileEnv(t *testing.T) {
 		require.NoError(t, err)
 		require.Positive(t, st.Size(), "%s profile is empty", side)
 	}
+}
+
+// TestVersionAndGCOfNothing: `shmpc version` names the Go version and the
+// kernels in use; `gc -name` of a NAME with no object says so.
+func TestVersionAndGCOfNothing(t *testing.T) {
+	r := shmpc(t, 30*time.Second, nil, "version")
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Contains(t, r.stdout, runtime.Version())
+	require.Regexp(t, `(?m)^crc32c kernel (avx512|avx2|sse42|hash/crc32)$`, r.stdout)
+	require.Regexp(t, `(?m)^payload kernel (avx512|avx2|sse42|go)$`, r.stdout)
+	require.Regexp(t, `(?m)^revision \S+`, r.stdout)
+
+	name := ringName(t)
+	r = shmpc(t, 30*time.Second, nil, "gc", "-name", name)
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Equal(t, name+": nothing to remove: no object of this ring exists\n", r.stdout)
 }

@@ -127,6 +127,7 @@ func gcRing(name string, dry bool, out io.Writer) error {
 			lock, err = lockfile.Open(n.Lock, false, 0, -1)
 			if errors.Is(err, fs.ErrNotExist) {
 				if left, lerr := ringobj.Leftovers(n); lerr == nil && len(left) == 0 {
+					fmt.Fprintf(out, "%s: nothing to remove: no object of this ring exists\n", name)
 					return nil
 				}
 				lock, err = lockfile.Open(n.Lock, true, 0o600, -1)

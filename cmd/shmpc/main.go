@@ -42,6 +42,7 @@ commands:
   ls        list every ring on the machine
   gc        remove rings whose owners are all dead
   bench     the benchmark matrix
+  version   module version, VCS revision, Go version, CRC32C and payload kernels
 
 Run 'shmpc <command> -h' for a command's flags.
 Exit status: 0 ok, 1 error, 2 usage, 3 peer lost, 4 integrity error.
@@ -80,6 +81,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdGC(rest, stdout, stderr)
 	case "bench":
 		err = cmdBench(rest, stdout, stderr)
+	case "version":
+		err = cmdVersion(rest, stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return exitOK
