@@ -4,6 +4,7 @@ package payload
 
 import (
 	"golang.org/x/sys/cpu"
+	"sync/atomic"
 
 	"github.com/shmpc/shmpc/internal/crc32c"
 )
@@ -100,8 +101,16 @@ func fillWith(k int, g *Generator, dst []byte, seq uint64) uint32 {
 // non-temporal stores (its whole groups; see ntThreshold).
 func useNT(n int) bool { return ntThreshold > 0 && n >= ntThreshold }
 
+// ntFills counts the fills that asked the kernels for non-temporal stores:
+// one atomic add per item of 64 KiB or more, for the tests to prove that
+// the decision reaches the kernels.
+var ntFills atomic.Uint64
+
 // fillWithNT is fillWith, with non-temporal stores for whole groups if nt.
 func fillWithNT(k int, g *Generator, dst []byte, seq uint64, nt bool) uint32 {
+	if nt {
+		ntFills.Add(1)
+	}
 	state := ^uint32(0)
 	group := 8
 	if k == kernelAVX2 {

@@ -250,15 +250,23 @@ func TestKernelNonTemporal(t *testing.T) {
 	forEachKernel(t, func(t *testing.T, k int) {
 		groups := 0
 		for _, n := range above {
+			before := ntFills.Load()
 			nt := checkKernel(t, k, uint64(n), n, 0)
 			if nt == 0 {
 				t.Errorf("%s kernel, %d bytes (>= %d): no group took the non-temporal path", kernelNames[k], n, ntFrom)
 			}
+			if ntFills.Load() == before {
+				t.Errorf("%s kernel, %d bytes (>= %d): the fill did not ask the kernel for non-temporal stores", kernelNames[k], n, ntFrom)
+			}
 			groups += nt
 		}
 		for _, n := range below {
+			before := ntFills.Load()
 			if nt := checkKernel(t, k, uint64(n), n, 0); nt != 0 {
 				t.Errorf("%s kernel, %d bytes (< %d): %d groups took the non-temporal path", kernelNames[k], n, ntFrom, nt)
+			}
+			if ntFills.Load() != before {
+				t.Errorf("%s kernel, %d bytes (< %d): the fill asked the kernel for non-temporal stores", kernelNames[k], n, ntFrom)
 			}
 		}
 		rapid.Check(t, func(rt *rapid.T) {
