@@ -93,7 +93,7 @@ type Options struct {
 	Ordered bool
 	// Copy verifies a private copy of each item and hands the handler that
 	// copy, so what it sees is exactly what was verified even if someone
-	// writes the segment afterwards (DESIGN.md contract 3). It costs one
+	// writes the segment afterwards (verify before delivering). It costs one
 	// buffer of the slot size per worker and a copy per item.
 	Copy bool
 	// Wait bounds how long Open waits for a producer to create the ring
@@ -604,7 +604,7 @@ const cleanupWait = 5 * time.Second
 // awaitCleanup runs after the drained stream was announced: the consumer
 // lets its role go, so that the producer can take both roles and remove the
 // lock file with the rest of the ring. If the producer died before doing so,
-// nobody else will, so the consumer does (DESIGN.md failure table): it
+// nobody else will, so the consumer does (README, "When things die"): it
 // takes both roles once the producer's is free.
 func (c *Consumer) awaitCleanup() {
 	_ = c.lock.Unlock(lockfile.Consumer)

@@ -47,7 +47,7 @@ func (tr *Trial) stopAndWait(p *proc) time.Time {
 
 // startPair starts the consumer and the producer of the trial's ring in
 // the given order ("consumer first", "producer first", or "" to draw one:
-// DESIGN.md says start order does not matter) and returns them with the
+// start order does not matter) and returns them with the
 // observed ring. A producer started first creates the ring and waits on
 // it, full, for its first consumer, so the ring is observed before any
 // item moves: bounded streams start that way, or a fast transfer could

@@ -1,8 +1,8 @@
 // Package e2e is shmpc's fault-injection suite: it drives the real shmpc
-// binary as a user would (DESIGN.md, "Command line"), kills, stops and
+// binary as a user would (README, "The command"), kills, stops and
 // signals its processes at moments drawn at random, attacks a live ring's
 // objects, and checks after every trial what the failure table of
-// DESIGN.md ("Life cycle and failure semantics") promises.
+// the README ("When things die", "Delivery guarantee") promises.
 //
 // # Trials
 //
@@ -40,7 +40,7 @@
 //
 // # Scenarios
 //
-// Crashes and signals (DESIGN.md's failure table): producer-kill and
+// Crashes and signals (the README's failure table): producer-kill and
 // producer-kill-resume (SIGKILL mid-transfer, inside a slot write, between
 // items, on a full ring with no consumer or a stopped one, after the
 // stream drained but before cleanup; the survivor gives up at once or when

@@ -22,7 +22,7 @@ import (
 // SHMPC_E2E_SEED (default: sampleSeed, so the sample is the same every
 // time; the seed is logged), with a peer-death detection bound of
 // SHMPC_E2E_DETECT_BOUND (default 500ms: under `go test ./...` other
-// packages' tests share the two cores; `make e2e` holds the DESIGN.md
+// packages' tests share the two cores; `make e2e` holds the design's
 // bound of 250 ms). SHMPC_E2E_SKIP, a regular expression, skips the
 // scenarios whose names it matches (say, one that fails for a known bug
 // while the fix is under way). Under -short or the race detector the

@@ -10,7 +10,7 @@ import (
 	"github.com/shmpc/shmpc/internal/ringobj"
 )
 
-// Scenario is one kind of trial: a row of DESIGN.md's failure table or one
+// Scenario is one kind of trial: a row of the failure table (README, "When things die") or one
 // kind of hostile input.
 type Scenario struct {
 	// Name identifies the scenario (table row, -scenario flag, subtest).

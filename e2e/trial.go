@@ -57,7 +57,7 @@ type Config struct {
 	Seed uint64
 	// DetectBound is how soon after a peer's death a survivor with
 	// -peer-timeout 0 must have noticed it, cleaned up and exited
-	// (DESIGN.md: 250 ms). Zero means 250 ms.
+	// (the design bound: 250 ms). Zero means 250 ms.
 	DetectBound time.Duration
 	// Victim is the uid scenarios run an unprivileged shmpc as (nobody,
 	// 65534, when zero); Foreign owns the objects they plant for it to

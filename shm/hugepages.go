@@ -118,7 +118,7 @@ type HugeReservation struct {
 }
 
 // hugeLockPath serialises every change to the pool made by shmpc's tests,
-// benchmarks and tools (see DESIGN.md "Tests").
+// benchmarks and tools: no test sets vm.nr_hugepages to an absolute value.
 const hugeLockPath = "/tmp/shmpc-hugepages.lock"
 
 // ReserveHugePages makes n more free pages in the 2 MiB pool, for tests,

@@ -15,7 +15,7 @@ const keyPrefix = "shmpc:"
 // nameRule is quoted by every error about a NAME, so the user learns the rule.
 const nameRule = "a ring NAME is 1 to 64 characters of [A-Za-z0-9_.-], not starting with '.'"
 
-// ValidName reports whether name is a valid ring NAME (see DESIGN.md "Objects
+// ValidName reports whether name is a valid ring NAME (see the README, "Objects
 // of one ring"): 1 to 64 characters of [A-Za-z0-9_.-], not starting with '.'.
 // The error wraps ErrName and states the rule. It is safe for concurrent use.
 func ValidName(name string) error {

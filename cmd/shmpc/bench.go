@@ -24,7 +24,7 @@ import (
 	"github.com/shmpc/shmpc/shm"
 )
 
-// `shmpc bench` runs the benchmark matrix of issue 8 and DESIGN.md
+// `shmpc bench` runs the benchmark matrix of issue 8 and BENCHMARKS.md
 // "Performance": every figure is measured in this one run, side by side,
 // with the variants of a comparison alternating (A, B, C, A, B, C, ...) so
 // that drift of a noisy machine hits them alike, and reported as the
@@ -33,7 +33,7 @@ import (
 // Sections (-sections, comma separated; all by default):
 //
 //	limits     single-core memcpy, CRC32C and payload bandwidth: the physical ceiling
-//	transport  the DESIGN.md payload through shmpc, a Unix domain socket and a pipe
+//	transport  the benchmark payload through shmpc, a Unix domain socket and a pipe
 //	small      items of 64 B to 4 KiB: items per second and one-way latency
 //	memory     resident memory and allocations per item after 1 GiB and 64 GiB
 //	scaling    throughput against slot size, slot count and consumer workers

@@ -17,7 +17,7 @@ import (
 )
 
 // detectBound is how soon after a peer's death a survivor with no peer
-// timeout must have noticed it, cleaned up and exited (DESIGN.md: death
+// timeout must have noticed it, cleaned up and exited (the design: death
 // is noticed within 250 ms).
 func detectBound() time.Duration {
 	if raceEnabled {

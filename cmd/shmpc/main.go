@@ -24,7 +24,7 @@ import (
 	"github.com/shmpc/shmpc/ring"
 )
 
-// Exit statuses (DESIGN.md, "Command line").
+// Exit statuses (README, "The command"; a contract scripts rely on).
 const (
 	exitOK        = 0
 	exitError     = 1

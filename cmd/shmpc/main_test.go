@@ -225,7 +225,7 @@ func readManifest(t *testing.T, path string) []manifestLine {
 	return out
 }
 
-// checkDelivery verifies a manifest against the DESIGN.md payload of a
+// checkDelivery verifies a manifest against the benchmark payload (internal/payload) of a
 // stream of items items of slotSize bytes (the last one lastLen): every
 // sequence number at least once, each with the payload's length and CRC,
 // and at most maxRepeats of them twice (none more often): the items a dead

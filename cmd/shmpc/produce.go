@@ -157,7 +157,7 @@ func flagSet(fs *flag.FlagSet, name string) bool {
 	return found
 }
 
-// producePattern sends items [p.Next(), items) of the DESIGN.md payload:
+// producePattern sends items [p.Next(), items) of the benchmark payload (internal/payload):
 // full slots, and a shorter last one when total is not a multiple; nothing
 // when the ring's stream has ended.
 func producePattern(ctx context.Context, p *producer.Producer, items, total, slotSize uint64, sum *produceSummary) error {

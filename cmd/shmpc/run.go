@@ -18,8 +18,8 @@ import (
 	"time"
 )
 
-// runSummary is the one-line JSON object of `run -json` (DESIGN.md
-// "Command line": at least items, bytes, seconds, gib_per_s,
+// runSummary is the one-line JSON object of `run -json` (the CLI contract,
+// README "The command": at least items, bytes, seconds, gib_per_s,
 // integrity_errors and pages).
 //
 // Seconds is the consumer's window: from the producer's first Reserve

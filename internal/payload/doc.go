@@ -1,19 +1,19 @@
-// Package payload generates and checks the demo and benchmark workload of
-// DESIGN.md ("Payload of -count / -bytes"): item seq is a stream of
+// Package payload generates and checks the demo and benchmark workload,
+// the payload of -count and -bytes (README, "Objects of one ring"): item seq is a stream of
 // little-endian 64-bit words; word j is output number (j mod 1024)+1 of
 // xorshift64 (shifts 13, 7, 17) seeded with splitmix64((seq<<32) xor (j div
 // 1024)), a seed of 0 replaced by 0x9E3779B97F4A7C15. The stream restarts
 // every 8 KiB (a chunk), so several chunks can be generated at once. An item
 // whose length is not a multiple of 8 is the prefix of that byte stream.
 //
-// The C++ baseline in shared/seedref uses the same definition, so both
+// The external C++ baseline of BENCHMARKS.md uses the same definition, so both
 // implementations do identical work.
 //
 // # The fused kernel
 //
 // Fill is the producer's hot path: it writes an item into a shared slot and
 // returns the CRC32C of what it wrote. The checksum must describe the
-// generated data, never the slot read back (DESIGN.md contract 6), so a
+// generated data, never the slot read back (checksum the source, not the slot), so a
 // process that scribbles on the slot between the write and the commit is
 // caught by the consumer.
 //

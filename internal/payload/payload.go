@@ -63,7 +63,7 @@ func Kernel() string { return kernelName() }
 // Fill writes item seq's pattern into all of dst and returns the CRC32C of
 // what it wrote. The CRC is computed from the generated data (in registers,
 // or in a private buffer on the portable path), never from dst read back
-// (DESIGN.md contract 6), so a process scribbling on a shared dst between
+// (checksum the source, not the slot), so a process scribbling on a shared dst between
 // the write and the commit is caught by the consumer. dst may be any length.
 func Fill(dst []byte, seq uint64) uint32 {
 	if haveKernel {

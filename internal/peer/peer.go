@@ -2,7 +2,7 @@
 // its role lock (internal/lockfile): a lock held by another open file
 // description is a live peer, whatever pids say. It also turns a change of
 // presence into the cancellation of a context, so a side blocked on a
-// semaphore wakes when its peer dies (DESIGN.md: within 250 ms).
+// semaphore wakes when its peer dies (the design bound: within 250 ms).
 //
 // While a side sleeps, a watch waits on a pidfd of the peer (the
 // netpoller wakes it the moment the process exits, at no cost while it

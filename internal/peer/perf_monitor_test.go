@@ -32,7 +32,7 @@ func waitFired(t *testing.T, w *Watcher, woken *atomic.Int32, f uint64, bound ti
 
 // TestMonitorDeath: an armed monitor calls wake when the peer dies, through
 // the pidfd (with the peer's identity) or the lock (without), within the
-// 250 ms of DESIGN.md; it does not fire while the peer lives, nor while no
+// 250 ms of the design; it does not fire while the peer lives, nor while no
 // sleeper is armed.
 func TestMonitorDeath(t *testing.T) {
 	for _, withID := range []bool{true, false} {

@@ -1,5 +1,5 @@
 // Package ringobj names and manages the operating-system objects of one
-// ring (DESIGN.md, "Objects of one ring"): the SysV segment, the four
+// ring (README, "Objects of one ring"): the SysV segment, the four
 // glibc-compatible semaphores and the role lock file. It is shared by the
 // producer, consumer and gc code, which must agree on every name.
 package ringobj
@@ -259,7 +259,7 @@ func UnlinkSems(n Names) error {
 
 // Bell is one direction's doorbell: a word in the ring that says the
 // other side is (about to be) asleep, and the semaphore it sleeps on.
-// Indices in the ring are the truth (DESIGN.md contract 1); the bell only
+// Indices in the ring are the truth (indices are the truth, semaphores doorbells); the bell only
 // wakes. Ring posts only when the sleeper flagged itself, and at most once
 // per flag, so a semaphore's count stays bounded (at most one stale post)
 // and no futex call is made while the other side is awake.

@@ -1,7 +1,7 @@
 /* payload_ref.c: the independent reference of the benchmark payload.
  *
- * Written from the text of the payload definition (DESIGN.md, "Payload of
- * -count / -bytes"; the doc comment of internal/payload), not from the Go
+ * Written from the text of the payload definition (README, "Objects
+ * of one ring"; the doc comment of internal/payload), not from the Go
  * code or any other implementation, and sharing nothing with them:
  *
  *   Item seq is little-endian 64-bit words; word j is output number

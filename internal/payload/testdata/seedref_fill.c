@@ -1,7 +1,8 @@
 /* Prints, for each "seq len" pair on stdin, the CRC32C that the C++ baseline's
  * sr_fill returns and the FNV-1a-64 of the bytes it wrote, so the Go payload
  * generator can be checked against the baseline's definition. Built by
- * payload_test.go against shared/seedref/include when that folder exists. */
+ * payload_test.go against the baseline's include directory when
+ * SHMPC_SEEDREF_INCLUDE names it (the baseline is not part of the repository). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
