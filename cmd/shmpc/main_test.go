@@ -32,9 +32,6 @@ func TestMain(m *testing.M) {
 	if os.Getenv(asMainEnv) == "1" {
 		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 	}
-	if spec := os.Getenv(handoverEnv); spec != "" {
-		os.Exit(handover(spec))
-	}
 	if spec := os.Getenv(plantEnv); spec != "" {
 		os.Exit(plant(spec))
 	}

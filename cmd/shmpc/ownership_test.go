@@ -236,60 +236,35 @@ func TestRoleRaceLoserLeavesWinnersLockFile(t *testing.T) {
 	}
 }
 
-// handoverEnv makes the test binary plant a handed-over segment and exit:
-// "KEY,NAME,UID" creates a segment at KEY holding a valid ring NAME whose
-// header names owner UID, then gives the segment to UID with mode 0666
-// (IPC_SET), as its creator may. It prints the shmid.
-const handoverEnv = "SHMPC_TEST_HANDOVER"
-
-func handover(spec string) int {
-	parts := strings.Split(spec, ",")
-	key, _ := strconv.Atoi(parts[0])
-	uid, _ := strconv.Atoi(parts[2])
-	size, _ := ring.Size(2, 4096)
-	seg, err := shm.Create(key, size, shm.Options{HugePages: shm.Off, Lock: shm.Off})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "create:", err)
-		return 1
-	}
-	if _, err := ring.Format(seg.Bytes(), ring.Config{Name: parts[1], Slots: 2, SlotSize: 4096, OwnerUID: uint32(uid)}); err != nil {
-		fmt.Fprintln(os.Stderr, "format:", err)
-		return 1
-	}
-	id := seg.ID()
-	_ = seg.Detach()
-	var d unix.SysvShmDesc
-	if _, err := unix.SysvShmCtl(id, unix.IPC_STAT, &d); err != nil {
-		fmt.Fprintln(os.Stderr, "IPC_STAT:", err)
-		return 1
-	}
-	d.Perm.Uid, d.Perm.Gid, d.Perm.Mode = uint32(uid), uint32(uid), 0o666
-	if _, err := unix.SysvShmCtl(id, unix.IPC_SET, &d); err != nil {
-		fmt.Fprintln(os.Stderr, "IPC_SET:", err)
-		return 1
-	}
-	fmt.Println(id)
-	return 0
-}
-
-// plantEnv makes the test binary plant a damaged ring segment and exit:
-// "KEY,NAME,KIND" formats a ring NAME at KEY and damages it as KIND says
-// (see TestGCLeavesUnreadableSegments). It prints the shmid.
+// plantEnv makes the test binary plant a ring segment and exit:
+// "KEY,NAME,KIND" formats a ring NAME at KEY (2 slots of 4096) and then,
+// by KIND, damages its header ("foreign magic", "other version",
+// "corrupt header"; see TestGCLeavesUnreadableSegments) or, for
+// "handover:UID", names UID as its owner in the header and gives the
+// segment to UID with mode 0666 (IPC_SET), as its creator may. It prints
+// the shmid.
 const plantEnv = "SHMPC_TEST_PLANT"
 
 func plant(spec string) int {
 	parts := strings.Split(spec, ",")
 	key, _ := strconv.Atoi(parts[0])
+	owner, handover := os.Geteuid(), false
+	if u, ok := strings.CutPrefix(parts[2], "handover:"); ok {
+		owner, _ = strconv.Atoi(u)
+		handover = true
+	}
+	fail := func(what string, err error) int {
+		fmt.Fprintln(os.Stderr, what+":", err)
+		return 1
+	}
 	size, _ := ring.Size(2, 4096)
 	seg, err := shm.Create(key, size, shm.Options{HugePages: shm.Off, Lock: shm.Off})
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "create:", err)
-		return 1
+		return fail("create", err)
 	}
 	b := seg.Bytes()
-	if _, err := ring.Format(b, ring.Config{Name: parts[1], Slots: 2, SlotSize: 4096, OwnerUID: uint32(os.Geteuid())}); err != nil {
-		fmt.Fprintln(os.Stderr, "format:", err)
-		return 1
+	if _, err := ring.Format(b, ring.Config{Name: parts[1], Slots: 2, SlotSize: 4096, OwnerUID: uint32(owner)}); err != nil {
+		return fail("format", err)
 	}
 	switch parts[2] {
 	case "foreign magic":
@@ -301,8 +276,19 @@ func plant(spec string) int {
 			b[i] = 0xff
 		}
 	}
-	fmt.Println(seg.ID())
+	id := seg.ID()
 	_ = seg.Detach()
+	if handover {
+		var d unix.SysvShmDesc
+		if _, err := unix.SysvShmCtl(id, unix.IPC_STAT, &d); err != nil {
+			return fail("IPC_STAT", err)
+		}
+		d.Perm.Uid, d.Perm.Gid, d.Perm.Mode = uint32(owner), uint32(owner), 0o666
+		if _, err := unix.SysvShmCtl(id, unix.IPC_SET, &d); err != nil {
+			return fail("IPC_SET", err)
+		}
+	}
+	fmt.Println(id)
 	return 0
 }
 
@@ -340,7 +326,7 @@ func TestHandedOverSegmentRefused(t *testing.T) {
 	name := ringName(t)
 	n, _ := ringobj.For(name)
 	c := exec.Command(nobodyBinary(t))
-	c.Env = append(os.Environ(), handoverEnv+"="+fmt.Sprintf("%d,%s,0", n.Key, name))
+	c.Env = append(os.Environ(), plantEnv+"="+fmt.Sprintf("%d,%s,handover:0", n.Key, name))
 	c.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
 	out, err := c.Output()
 	require.NoError(t, err, "plant as uid 65534: %s", out)

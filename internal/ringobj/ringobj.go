@@ -121,6 +121,9 @@ func LeaveLockFile(l *lockfile.File, n Names, role lockfile.Role, force bool, wa
 	if err := l.Unlock(role); err != nil {
 		return err
 	}
+	if stale, err := l.Stale(); err == nil && stale {
+		return nil // already removed (a drained consumer meets this at Close)
+	}
 	deadline := time.Now().Add(wait)
 	step := 200 * time.Microsecond
 	var undo func()
