@@ -69,6 +69,12 @@ func (r Role) String() string {
 // holds the role.
 var ErrHeld = errors.New("role is held by a live process")
 
+// ErrGateHeld matches the error of LockAll when another process holds the
+// gate: a claimant taking a role (for a moment) or another cleaner. It
+// also matches ErrHeld. Unlike a held role it says nothing about a live
+// owner, so a leaving side retries on it.
+var ErrGateHeld = errors.New("gate is held by a process claiming or cleaning")
+
 // ErrForeign matches the error of Open for a lock file that is not a
 // regular file owned by the caller's uid (or root's view of one), or whose
 // mode grants more than the caller's permission bits.
@@ -251,7 +257,8 @@ func (l *File) waitGate(deadline time.Time) error {
 // LockAll takes the gate exclusively and both roles (those this File holds
 // already stay held), as a cleaner must before it judges or removes a
 // ring. If any is held by another open file description it returns an
-// error matching ErrHeld and holds what it held before. On success undo
+// error matching ErrHeld (and ErrGateHeld when it was the gate) and holds
+// what it held before. On success undo
 // gives up what LockAll took and keeps what was held before.
 func (l *File) LockAll() (undo func(), err error) {
 	var before [2]bool
@@ -389,6 +396,9 @@ func (l *File) setLock(typ int16, r Role) error {
 		}
 	}
 	if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EACCES) {
+		if r == gate {
+			return fmt.Errorf("lock gate of %s: %w (%w)", l.path, ErrGateHeld, ErrHeld)
+		}
 		return fmt.Errorf("lock %s role of %s: %w", r, l.path, ErrHeld)
 	}
 	if err != nil {

@@ -111,12 +111,18 @@ func ClaimRole(n Names, role lockfile.Role, create bool, perm os.FileMode, uid i
 // l: it gives up its own role, then removes the file if it can take the
 // gate and both roles at once (see lockfile) and the ring has no segment
 // left (or force: the caller created the file in this run, so no ring
-// depended on it). Giving the role up first means that of two sides
-// leaving at the same time, the one that tries last finds both roles free.
-// It tries for up to wait while another process holds a lock on the file
-// (a drained consumer lets its role go a moment after the producer wakes),
-// and stops early once the file left the path (the other side removed it).
-// It does not close l.
+// depended on it).
+//
+// Two sides leaving at once must not both leave the file behind. Each
+// gives its role up before it tries, and a try that finds the gate taken
+// (the other side in the middle of its own try, or a claimant for a
+// moment) is always repeated, for up to leaveGateWait: the gate is held
+// only for a few system calls. So of two leaving sides, either the first
+// try finds the other's role already free, or the other's try comes after
+// the first let the gate go and finds both roles free. A try that finds a
+// role held is repeated only for up to wait (a drained consumer lets its
+// role go a moment after the producer wakes); it stops early once the
+// file left the path (the other side removed it). It does not close l.
 func LeaveLockFile(l *lockfile.File, n Names, role lockfile.Role, force bool, wait time.Duration) error {
 	if err := l.Unlock(role); err != nil {
 		return err
@@ -124,7 +130,7 @@ func LeaveLockFile(l *lockfile.File, n Names, role lockfile.Role, force bool, wa
 	if stale, err := l.Stale(); err == nil && stale {
 		return nil // already removed (a drained consumer meets this at Close)
 	}
-	deadline := time.Now().Add(wait)
+	start := time.Now()
 	step := 200 * time.Microsecond
 	var undo func()
 	for {
@@ -139,7 +145,11 @@ func LeaveLockFile(l *lockfile.File, n Names, role lockfile.Role, force bool, wa
 		if stale, serr := l.Stale(); serr == nil && stale {
 			return nil // removed by the other side
 		}
-		if !time.Now().Before(deadline) {
+		limit := wait
+		if errors.Is(err, lockfile.ErrGateHeld) {
+			limit = max(wait, leaveGateWait)
+		}
+		if time.Since(start) >= limit {
 			return nil // a live owner (or a cleaner) has it
 		}
 		time.Sleep(step)
@@ -156,6 +166,12 @@ func LeaveLockFile(l *lockfile.File, n Names, role lockfile.Role, force bool, wa
 	_, err := l.RemoveLocked()
 	return err
 }
+
+// leaveGateWait bounds how long a leaving side retries while the gate is
+// held by another process (see LeaveLockFile). The gate is held for
+// microseconds; a cleaner that holds it longer is itself removing the
+// ring, so giving up after this leaves nothing that gc would not remove.
+const leaveGateWait = 2 * time.Second
 
 // CheckSegment refuses a segment at ring n's key that is not ours: owned
 // or created by another uid than uid (a creator can hand a segment to

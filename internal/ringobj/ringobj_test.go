@@ -6,10 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
+	"golang.org/x/sys/unix"
 
 	"github.com/shmpc/shmpc/internal/leakcheck"
 	"github.com/shmpc/shmpc/internal/lockfile"
@@ -137,4 +140,72 @@ func TestOpenSemsRefusesForeignFiles(t *testing.T) {
 	_, err = os.Stat(p)
 	require.NoError(t, err, "the foreign file is left alone")
 	require.NoError(t, os.Remove(p))
+}
+
+// TestLeaveRetriesWhileTheGateIsHeld: a side leaving while another
+// process holds the gate (the other side in the middle of its own try)
+// must try again once the gate is free, even with no wait for roles; it
+// used to give up at once, and two sides leaving together could both
+// leave the lock file behind (seen in CI: `consume -stdout | head -c 1`).
+func TestLeaveRetriesWhileTheGateIsHeld(t *testing.T) {
+	n, err := ringobj.For(uniqueName(t))
+	require.NoError(t, err)
+	l, err := ringobj.ClaimRole(n, lockfile.Producer, true, 0o600, os.Getuid())
+	require.NoError(t, err)
+	defer l.Close()
+
+	other, err := os.OpenFile(n.Lock, os.O_RDWR, 0)
+	require.NoError(t, err)
+	defer other.Close()
+	gate := unix.Flock_t{Type: unix.F_WRLCK, Start: 2, Len: 1}
+	require.NoError(t, unix.FcntlFlock(other.Fd(), unix.F_OFD_SETLK, &gate))
+	released := make(chan struct{})
+	go func() {
+		defer close(released)
+		time.Sleep(50 * time.Millisecond)
+		un := unix.Flock_t{Type: unix.F_UNLCK, Start: 2, Len: 1}
+		_ = unix.FcntlFlock(other.Fd(), unix.F_OFD_SETLK, &un)
+	}()
+	start := time.Now()
+	require.NoError(t, ringobj.LeaveLockFile(l, n, lockfile.Producer, false, 0))
+	<-released
+	require.NoFileExists(t, n.Lock, "the lock file stayed although both roles came free %v after the gate did", time.Since(start))
+}
+
+// TestTwoSidesLeavingAtOnce: a producer and a consumer of a ring with no
+// segment leave at the same instant, many times over; the lock file must
+// be gone after every round.
+func TestTwoSidesLeavingAtOnce(t *testing.T) {
+	n, err := ringobj.For(uniqueName(t))
+	require.NoError(t, err)
+	const rounds = 2000
+	for i := range rounds {
+		p, err := ringobj.ClaimRole(n, lockfile.Producer, true, 0o600, os.Getuid())
+		require.NoError(t, err)
+		c, err := ringobj.ClaimRole(n, lockfile.Consumer, false, 0o600, os.Getuid())
+		require.NoError(t, err)
+		var wg sync.WaitGroup
+		errs := make([]error, 2)
+		startGun := make(chan struct{})
+		for j, side := range []struct {
+			l *lockfile.File
+			r lockfile.Role
+		}{{p, lockfile.Producer}, {c, lockfile.Consumer}} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-startGun
+				errs[j] = ringobj.LeaveLockFile(side.l, n, side.r, false, 0)
+			}()
+		}
+		close(startGun)
+		wg.Wait()
+		require.NoError(t, errors.Join(errs...))
+		require.NoError(t, p.Close())
+		require.NoError(t, c.Close())
+		if _, err := os.Lstat(n.Lock); err == nil {
+			_ = os.Remove(n.Lock)
+			t.Fatalf("round %d of %d: both sides left and the lock file stayed", i+1, rounds)
+		}
+	}
 }
