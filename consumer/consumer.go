@@ -154,7 +154,8 @@ type Consumer struct {
 	drained     bool
 
 	mu        sync.Mutex              // guards the fields below, for a Close from another goroutine
-	ran       bool                    // Run was called
+	ran       bool                    // Run or Next was called
+	pull      *puller                 // the engine of Next and of an ordered Run
 	closed    bool                    // Close was called
 	stopRun   context.CancelCauseFunc // ends a Run in progress (cause ErrClosed)
 	runDone   chan struct{}           // closed when that Run returned
@@ -167,9 +168,6 @@ type Consumer struct {
 func Open(ctx context.Context, name string, opt Options) (_ *Consumer, err error) {
 	if opt.Workers <= 0 {
 		opt.Workers = runtime.NumCPU()
-	}
-	if opt.Ordered {
-		opt.Workers = 1
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("open consumer for %s: %w", name, err)
@@ -406,6 +404,9 @@ func (c *Consumer) Run(ctx context.Context, h Handler) (err error) {
 		stopRun(nil)
 		close(c.runDone)
 	}()
+	if c.opt.Ordered {
+		return c.runOrdered(ctx, h)
+	}
 	space := ringobj.Bell{Waiting: c.ring.ProducerWaiting(), Sem: c.sems.Empty}
 	items := ringobj.Bell{Waiting: c.ring.ConsumerWaiting(), Sem: c.sems.Filled}
 
@@ -445,38 +446,20 @@ func (c *Consumer) Run(ctx context.Context, h Handler) (err error) {
 	// release time (UnixNano; 0 when it failed), which the dispatcher also
 	// uses to time the item.
 	process := func(it ring.Item, buf []byte) int64 {
-		if buf != nil {
-			n := copy(buf, it.Data)
-			it.Data = buf[:n]
+		data, err := c.check(it, buf)
+		if err != nil {
+			fail(err)
+			return 0
 		}
-		// The fast checksum decides only that an item is good; a mismatch
-		// is confirmed (and counted) by the ring's own check.
-		if crc32c.Checksum(it.Data) != it.CRC {
-			if err := c.rd.Verify(it); err != nil {
-				c.badItems.Add(1)
-				fail(fmt.Errorf("item %d of %s: %w", it.Seq, c.names.Ring, err))
-				return 0
-			}
-		}
-		if err := h(it.Seq, it.Data); err != nil {
+		if err := h(it.Seq, data); err != nil {
 			fail(fmt.Errorf("handler for item %d: %w", it.Seq, err))
 			return 0
 		}
-		n := uint64(len(it.Data))
 		if err := c.rd.Release(it.Seq); err != nil {
 			fail(fmt.Errorf("release item %d: %w", it.Seq, err))
 			return 0
 		}
-		c.items.Add(1)
-		c.bytes.Add(n)
-		if c.firstReserve.Load() == 0 {
-			// Written before the first item was published, so set by now;
-			// kept here so that Stats never reads a ring Close detached.
-			c.firstReserve.Store(int64(c.ring.AppWord(ringobj.AppFirstReserve).Load()))
-		}
-		now := time.Now().UnixNano()
-		c.lastRelease.Store(now)
-		c.ring.AppWord(ringobj.AppLastRelease).Store(uint64(now))
+		now := c.released(uint64(len(data)))
 		if err := space.Ring(); err != nil {
 			fail(fmt.Errorf("wake producer: %w", err))
 		}
@@ -573,6 +556,13 @@ dispatch:
 	if !ended {
 		return c.stoppedBy(ctx) // ctx ended: graceful stop
 	}
+	return c.finish()
+}
+
+// finish ends a consumer that took every item of an ended stream and
+// released them all: it marks the ring drained, tells the producer
+// (shutdown), and waits for the producer to remove the ring.
+func (c *Consumer) finish() error {
 	c.ring.SetDrained()
 	c.drained = true
 	if err := c.sems.Shutdown.Post(); err != nil {
@@ -581,6 +571,37 @@ dispatch:
 	c.awaitCleanup()
 	return nil
 }
+
+// check verifies an acquired item and returns the bytes to deliver: the
+// slot itself, or with buf (Options.Copy) the private copy in buf, copied
+// and checksummed in one pass (crc32c.CopyUpdateDst checksums what it
+// stores into buf: the checksum is that of the
+// copy, whatever a writer does to the slot meanwhile). The fast checksum
+// only decides that an item is good; a mismatch is confirmed (and
+// counted) by the ring's own check.
+func (c *Consumer) check(it ring.Item, buf []byte) ([]byte, error) {
+	if checkHook != nil {
+		defer checkHook(it.Seq)()
+	}
+	var crc uint32
+	if buf != nil {
+		crc = crc32c.CopyUpdateDst(0, buf, it.Data)
+		it.Data = buf[:len(it.Data)]
+	} else {
+		crc = crc32c.Checksum(it.Data)
+	}
+	if crc != it.CRC {
+		if err := c.rd.Verify(it); err != nil {
+			c.badItems.Add(1)
+			return nil, fmt.Errorf("item %d of %s: %w", it.Seq, c.names.Ring, err)
+		}
+	}
+	return it.Data, nil
+}
+
+// checkHook, when set (by tests only), is called as check begins and
+// what it returns as check ends.
+var checkHook func(seq uint64) func()
 
 // stoppedBy is Run's error after a graceful stop: ErrClosed when Close
 // stopped it, else the context's error, wrapped.
@@ -817,11 +838,18 @@ func (c *Consumer) Close() error {
 	c.closed = true
 	c.closeDone = make(chan struct{})
 	defer close(c.closeDone)
-	stop, done := c.stopRun, c.runDone
+	stop, done, pl := c.stopRun, c.runDone, c.pull
 	c.mu.Unlock()
 	if stop != nil {
 		stop(ErrClosed)
 		<-done
+	}
+	if pl != nil {
+		pl.stop(ErrClosed) // ends a Next asleep on an empty ring
+		pl.mu.Lock()       // and waits for it to return
+		pl.maybeFinish()
+		pl.close()
+		pl.mu.Unlock()
 	}
 	return c.release()
 }

@@ -38,8 +38,12 @@ func itemBytes(seq int, n int) []byte {
 func TestDamagedItemNeverDelivered(t *testing.T) {
 	const slots, size, damaged = 8, 4096, 3
 	for _, copyMode := range []bool{false, true} {
-		for _, workers := range []int{1, 4} {
-			t.Run(fmt.Sprintf("copy=%v/workers=%d", copyMode, workers), func(t *testing.T) {
+		for _, tc := range []struct {
+			workers int
+			mode    string // run, ordered (Run with Options.Ordered), next (the pull loop)
+		}{{1, "run"}, {4, "run"}, {4, "ordered"}, {1, "next"}, {4, "next"}} {
+			workers := tc.workers
+			t.Run(fmt.Sprintf("copy=%v/workers=%d/%s", copyMode, workers, tc.mode), func(t *testing.T) {
 				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 				defer cancel()
 				name := uniqueName(t)
@@ -74,12 +78,12 @@ func TestDamagedItemNeverDelivered(t *testing.T) {
 					}
 				}()
 
-				c, err := consumer.Open(ctx, name, consumer.Options{Workers: workers, Copy: copyMode, Wait: 5 * time.Second})
+				c, err := consumer.Open(ctx, name, consumer.Options{Workers: workers, Copy: copyMode, Ordered: tc.mode == "ordered", Wait: 5 * time.Second})
 				require.NoError(t, err)
 				defer c.Close()
 				var mu sync.Mutex
 				var got []uint64
-				err = c.Run(ctx, func(seq uint64, data []byte) error {
+				handle := func(seq uint64, data []byte) error {
 					mu.Lock()
 					defer mu.Unlock()
 					got = append(got, seq)
@@ -87,14 +91,28 @@ func TestDamagedItemNeverDelivered(t *testing.T) {
 						t.Errorf("item %d was delivered with other bytes than sent", seq)
 					}
 					return nil
-				})
+				}
+				if tc.mode == "next" {
+					for {
+						var it consumer.Item
+						if it, err = c.Next(ctx); err != nil {
+							break
+						}
+						require.NoError(t, handle(it.Seq, it.Data))
+						require.NoError(t, it.Release())
+					}
+					_, again := c.Next(ctx)
+					require.ErrorIs(t, again, consumer.ErrIntegrity, "Next after the integrity error")
+				} else {
+					err = c.Run(ctx, handle)
+				}
 				require.ErrorIs(t, err, consumer.ErrIntegrity)
 				require.Contains(t, err.Error(), fmt.Sprintf("item %d ", damaged))
 				t.Logf("Run: %v; delivered %v", err, got)
 				require.NotContains(t, got, uint64(damaged), "the damaged item reached the handler")
-				if workers == 1 {
+				if workers == 1 || tc.mode != "run" {
 					slices.Sort(got)
-					require.Equal(t, []uint64{0, 1, 2}, got, "one worker stops exactly at the damaged item")
+					require.Equal(t, []uint64{0, 1, 2}, got, "one worker, or in order, stops exactly at the damaged item")
 				}
 				require.Equal(t, uint64(1), c.Stats().IntegrityErrors)
 			})

@@ -272,3 +272,21 @@ func BenchmarkCopyCRC(b *testing.B) {
 		})
 	}
 }
+
+// copyCRC copies src to dst in pieces of chunk bytes and checksums each piece right
+// after copying it, from dst when sumDst is set, else from src: the piece-size
+// baseline BenchmarkCopyCRC compares the kernels with.
+func copyCRC(dst, src []byte, chunk int, sumDst bool) uint32 {
+	n := min(len(dst), len(src))
+	var crc uint32
+	for off := 0; off < n; off += chunk {
+		end := min(off+chunk, n)
+		copy(dst[off:end], src[off:end])
+		if sumDst {
+			crc = UpdateCRC(crc, dst[off:end])
+		} else {
+			crc = UpdateCRC(crc, src[off:end])
+		}
+	}
+	return crc
+}

@@ -224,7 +224,7 @@ func BenchmarkCopyUpdate(b *testing.B) {
 		}
 		size := fmt.Sprintf("%dKiB", n>>10)
 		b.Run(size+"/copy+Update", func(b *testing.B) {
-			run(b, func(dst, src []byte) uint32 { return copyPieces(Best(), 0, dst, src) })
+			run(b, func(dst, src []byte) uint32 { return copyPieces(Best(), 0, dst, src, false) })
 		})
 		b.Run(size+"/CopyUpdate", func(b *testing.B) {
 			run(b, func(dst, src []byte) uint32 { return CopyUpdate(0, dst, src) })

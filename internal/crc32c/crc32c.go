@@ -138,7 +138,20 @@ func CopyUpdate(crc uint32, dst, src []byte) uint32 {
 	if len(dst) < len(src) {
 		panic("crc32c: CopyUpdate: dst shorter than src")
 	}
-	return copyUpdate(best, crc, dst[:len(src)], src)
+	return copyUpdate(best, crc, dst[:len(src)], src, false)
+}
+
+// CopyUpdateDst is CopyUpdate for a copy whose source another process may
+// be writing meanwhile (a shared slot copied into a private buffer): it
+// returns Update(crc, what it wrote into dst), the checksum of the copy
+// whatever happens to src during the call. The fused kernel checksums the
+// very registers it stores; elsewhere each piece is copied, then read back
+// from dst while it is in cache.
+func CopyUpdateDst(crc uint32, dst, src []byte) uint32 {
+	if len(dst) < len(src) {
+		panic("crc32c: CopyUpdateDst: dst shorter than src")
+	}
+	return copyUpdate(best, crc, dst[:len(src)], src, true)
 }
 
 // CopyUpdate is the package's CopyUpdate with kernel i, which must be
@@ -152,7 +165,19 @@ func (i Impl) CopyUpdate(crc uint32, dst, src []byte) uint32 {
 	if len(dst) < len(src) {
 		panic("crc32c: CopyUpdate: dst shorter than src")
 	}
-	return copyUpdate(i, crc, dst[:len(src)], src)
+	return copyUpdate(i, crc, dst[:len(src)], src, false)
+}
+
+// CopyUpdateDst is the package's CopyUpdateDst with kernel i, which must
+// be Available (else it panics); for tests and benchmarks of each kernel.
+func (i Impl) CopyUpdateDst(crc uint32, dst, src []byte) uint32 {
+	if !i.Available() {
+		panic("crc32c: kernel " + i.String() + " is not available on this CPU")
+	}
+	if len(dst) < len(src) {
+		panic("crc32c: CopyUpdateDst: dst shorter than src")
+	}
+	return copyUpdate(i, crc, dst[:len(src)], src, true)
 }
 
 // minNT is the shortest copy the fused copy kernel writes with
@@ -164,19 +189,36 @@ const minNT = 64 << 10
 // copy (ring.CopyCRC chose 1 MiB with its benchmarks).
 const copyPiece = 1 << 20
 
+// copyPieceDst is the piece length of the portable CopyUpdateDst, which
+// reads each piece back from dst: small enough to be still in L1 (the
+// consumer's copy mode measured 4 KiB pieces at about twice 1 MiB ones,
+// whose copy, written with non-temporal stores by Go's memmove from 1 MiB
+// on, has left the cache when the checksum reads it).
+const copyPieceDst = 4 << 10
+
 // copyPieces is the portable CopyUpdate (len(dst) == len(src)): copy then
-// Update with kernel i, a piece at a time; if dst and src overlap, the
-// whole of src is checksummed before the copy changes it.
-func copyPieces(i Impl, crc uint32, dst, src []byte) uint32 {
+// Update with kernel i, a piece at a time, reading src again or, with
+// sumDst, dst (the copy is then what the checksum describes, whatever a
+// writer did to src in between); if dst and src overlap, the whole of src
+// is checksummed before the copy changes it, or dst after it.
+func copyPieces(i Impl, crc uint32, dst, src []byte, sumDst bool) uint32 {
 	if overlap(dst, src) {
+		if sumDst {
+			copy(dst, src)
+			return update(i, crc, dst)
+		}
 		crc = update(i, crc, src)
 		copy(dst, src)
 		return crc
 	}
-	for off := 0; off < len(src); off += copyPiece {
-		end := min(off+copyPiece, len(src))
+	sum, piece := src, copyPiece
+	if sumDst {
+		sum, piece = dst, copyPieceDst
+	}
+	for off := 0; off < len(src); off += piece {
+		end := min(off+piece, len(src))
 		copy(dst[off:end], src[off:end])
-		crc = update(i, crc, src[off:end])
+		crc = update(i, crc, sum[off:end])
 	}
 	return crc
 }

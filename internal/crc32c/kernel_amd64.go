@@ -116,20 +116,26 @@ func fusedCopy(i Impl) bool { return (i == AVX2 || i == AVX512) && implAvailable
 // len(dst) == len(src). The AVX2 copy kernel takes whole 128-byte blocks;
 // before them, for a non-temporal copy, the bytes up to dst's next 32-byte
 // boundary, and after them the tail, go through copy and hash/crc32.
-func copyUpdate(i Impl, crc uint32, dst, src []byte) uint32 {
+func copyUpdate(i Impl, crc uint32, dst, src []byte, sumDst bool) uint32 {
 	if !fusedCopy(i) || len(src) < minFold || overlap(dst, src) {
-		return copyPieces(i, crc, dst, src)
+		return copyPieces(i, crc, dst, src, sumDst)
+	}
+	// The head and tail the kernel leaves are copied in Go and checksummed
+	// from dst with sumDst (what was written), else from src.
+	sum := src
+	if sumDst {
+		sum = dst
 	}
 	h := 0
 	nt := len(src) >= minNT
 	if nt {
 		h = int(-uintptr(unsafe.Pointer(&dst[0])) & 31)
 		copy(dst[:h], src[:h])
-		crc = crc32.Update(crc, table, src[:h])
+		crc = crc32.Update(crc, table, sum[:h])
 	}
 	n := (len(src) - h) &^ 127
 	crc = ^copyBlocks2(^crc, &dst[h], &src[h], n, consts, nt)
 	h += n
 	copy(dst[h:], src[h:])
-	return crc32.Update(crc, table, src[h:])
+	return crc32.Update(crc, table, sum[h:])
 }

@@ -11,6 +11,8 @@ func implAvailable(Impl) bool { return false }
 
 func update(_ Impl, crc uint32, b []byte) uint32 { return crc32.Update(crc, table, b) }
 
-func copyUpdate(i Impl, crc uint32, dst, src []byte) uint32 { return copyPieces(i, crc, dst, src) }
+func copyUpdate(i Impl, crc uint32, dst, src []byte, sumDst bool) uint32 {
+	return copyPieces(i, crc, dst, src, sumDst)
+}
 
 func fusedCopy(Impl) bool { return false }
