@@ -3,6 +3,7 @@ package consumer_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"sync"
 
@@ -61,4 +62,84 @@ func Example() {
 	// item 1: beta
 	// item 2: gamma
 	// delivered: 3
+}
+
+// A pull loop: Next returns the items in order, io.EOF at the end of the
+// stream; each item is released when the caller is done with it.
+func ExampleConsumer_Next() {
+	ctx := context.Background()
+	name := fmt.Sprintf("example-next-%d", os.Getpid())
+	p, err := producer.Open(ctx, name, producer.Options{Slots: 2, SlotSize: 4096})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer p.Close()
+	go func() {
+		for _, s := range []string{"one", "two", "three"} {
+			if err := p.Send(ctx, []byte(s)); err != nil {
+				return
+			}
+		}
+		_ = p.End(ctx)
+	}()
+
+	c, err := consumer.Open(ctx, name, consumer.Options{})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer c.Close()
+	for {
+		it, err := c.Next(ctx)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			fmt.Println("next:", err)
+			return
+		}
+		fmt.Printf("item %d: %s\n", it.Seq, it.Data)
+		if err := it.Release(); err != nil {
+			fmt.Println("release:", err)
+			return
+		}
+	}
+	// Output:
+	// item 0: one
+	// item 1: two
+	// item 2: three
+}
+
+// The stream as bytes: io.Copy uses the Reader's WriteTo, which writes
+// each verified item straight from its buffer.
+func ExampleConsumer_Reader() {
+	ctx := context.Background()
+	name := fmt.Sprintf("example-reader-%d", os.Getpid())
+	p, err := producer.Open(ctx, name, producer.Options{Slots: 2, SlotSize: 4096})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer p.Close()
+	go func() {
+		for _, s := range []string{"hello, ", "shared ", "memory\n"} {
+			if err := p.Send(ctx, []byte(s)); err != nil {
+				return
+			}
+		}
+		_ = p.End(ctx)
+	}()
+
+	c, err := consumer.Open(ctx, name, consumer.Options{Copy: true})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer c.Close()
+	if _, err := io.Copy(os.Stdout, c.Reader(ctx)); err != nil {
+		fmt.Println("copy:", err)
+	}
+	// Output:
+	// hello, shared memory
 }
