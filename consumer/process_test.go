@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -25,7 +26,9 @@ import (
 
 // The test binary doubles as a producer process: with producerEnv set to
 // "NAME SLOTS SLOTSIZE COUNT" it produces COUNT payload items into ring
-// NAME and exits with 0, or 3 when its consumer was lost.
+// NAME (resuming it if its producer died) and exits with 0, or 3 when its
+// consumer was lost; a fifth field "die=K" makes it kill itself (SIGKILL,
+// a crash) once item K-1 is committed.
 const producerEnv = "SHMPC_TEST_PRODUCER"
 
 func TestMain(m *testing.M) {
@@ -40,8 +43,13 @@ func runProducer(spec string) int {
 	slots, _ := strconv.Atoi(f[1])
 	slotSize, _ := strconv.Atoi(f[2])
 	count, _ := strconv.ParseUint(f[3], 10, 64)
+	die := uint64(1<<63 - 1)
+	if len(f) > 4 {
+		die, _ = strconv.ParseUint(strings.TrimPrefix(f[4], "die="), 10, 64)
+	}
 	ctx := context.Background()
-	p, err := producer.Open(ctx, f[0], producer.Options{Slots: slots, SlotSize: slotSize, HugePages: shm.Off, Wait: 30 * time.Second})
+	p, err := producer.Open(ctx, f[0], producer.Options{Slots: slots, SlotSize: slotSize, HugePages: shm.Off, Wait: 30 * time.Second,
+		StreamItems: count, StreamBytes: count * uint64(slotSize)})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -56,6 +64,9 @@ func runProducer(spec string) int {
 		if err := p.CommitCRC(slotSize, payload.Fill(s.Buf[:slotSize], seq)); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
+		}
+		if seq+1 == die {
+			_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
 		}
 	}
 	if err := p.End(ctx); err != nil {
