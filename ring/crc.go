@@ -52,7 +52,8 @@ const (
 // in cache, instead of reading src twice from memory.
 //
 // The checksum is computed from src, never read back from dst: a producer copying its
-// private data into a shared slot gets the checksum of the source (contract 6), which a
+// private data into a shared slot gets the checksum of the source (docs/protocol.md,
+// "CRC32C"), which a
 // neighbour scribbling on the slot cannot change. CopyCRC is safe for concurrent use.
 func CopyCRC(dst, src []byte) uint32 {
 	n := min(len(dst), len(src))

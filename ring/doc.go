@@ -38,17 +38,19 @@
 //
 //   - The producer (Writer) reserves slot head%slots when head-tail < slots, writes the
 //     payload, then the descriptor (sequence, length, CRC32C, committed flag), and then
-//     publishes with a single release store of head = seq+1 (contract 2). Killed
+//     publishes with a single release store of head = seq+1
+//     (docs/protocol.md, "The producer: reserve, write, publish"). Killed
 //     anywhere before that store, it leaves the item invisible: a resumed Writer starts
 //     at head and rewrites the slot. Killed after it, the item is complete.
 //   - The consumer (Reader) loads head (acquire), so it sees the whole slot and
 //     descriptor; it checks the descriptor's sequence number, length and flags before
 //     handing out a view. The CRC32C is checked by Verify, which the consumer runs on
-//     its worker goroutines before a handler sees the data (contract 3); AcquireCopy
+//     its worker goroutines before a handler sees the data (docs/protocol.md, "The consumer:
+//     acquire, verify, deliver, release"); AcquireCopy
 //     verifies a private copy instead, for output that must be exactly what was checked.
 //   - Items are released in any order; the Reader advances the shared tail (release
 //     store) only over a contiguous run of released items, so slots return in ring order
-//     and a slot is rewritten only after it was released (contract 4). A takeover Reader
+//     and a slot is rewritten only after it was released. A takeover Reader
 //     starts at tail: the at most slots unreleased items may be delivered twice, none is
 //     lost.
 //   - The producer ends the stream by storing the ended bit with the final count (= head)
@@ -56,7 +58,8 @@
 //     the magic last, so a half-formatted buffer reads as not formatted (ErrNotFormatted).
 //
 // No property depends on the semaphores of the packages above: the indices are the
-// truth, the doorbell words only tell a side whether its peer may be asleep (contract 1).
+// truth, the doorbell words only tell a side whether its peer may be asleep (docs/protocol.md,
+// "Doorbells").
 //
 // # Memory model
 //
@@ -72,7 +75,7 @@
 //
 // # Trust model
 //
-// Shared memory is untrusted input (contract 5): another process, buggy or hostile, may
+// Shared memory is untrusted input (docs/protocol.md, "Opening a ring: validation"): another process, buggy or hostile, may
 // write anything at any time. Open validates the magic, version, every geometry field
 // (recomputed from slot count and size, overflow-checked, against the buffer length),
 // the name and the indices, and a Ring keeps private copies of the geometry, so slice
