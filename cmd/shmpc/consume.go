@@ -145,8 +145,8 @@ func cmdConsume(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "%s\n", b)
 	}
 	if runErr == nil || *verbose {
-		fmt.Fprintf(stderr, "shmpc consume: %d items, %s in %.3f s (%.2f GiB/s), %d integrity errors, pages %s\n",
-			sum.Items, formatBytes(sum.Bytes), sum.Seconds, sum.GiBPerSec, sum.IntegrityErrors, sum.Pages)
+		fmt.Fprintf(stderr, "shmpc consume: %d items, %s in %.3f s (%s), %d integrity errors, pages %s\n",
+			sum.Items, formatBytes(sum.Bytes), sum.Seconds, formatRate(sum.Bytes, sum.Seconds), sum.IntegrityErrors, sum.Pages)
 	}
 	return runErr
 }

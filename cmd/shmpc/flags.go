@@ -182,8 +182,8 @@ func (f *produceFlags) register(fs *flag.FlagSet) {
 	f.perm = perm{m: 0o600}
 	fs.IntVar(&f.slots, "slots", 8, "number of slots in the ring")
 	fs.Var(&f.slotSize, "slot-size", "bytes per slot, a multiple of 4096 (e.g. 64KiB, 8MiB)")
-	fs.Var(&f.count, "count", "send N items of exactly the slot size")
-	fs.Var(&f.bytes, "bytes", "send SIZE bytes: full items and one shorter last item")
+	fs.Var(&f.count, "count", "send `N` items of exactly the slot size")
+	fs.Var(&f.bytes, "bytes", "send `SIZE` bytes: full items and one shorter last item")
 	fs.Var(&f.hugepages, "hugepages", "back the ring with 2 MiB huge pages: auto, on or off")
 	fs.Var(&f.mlock, "mlock", "mlock the ring: auto, on or off")
 	fs.BoolVar(&f.madvise, "madvise", true, "give the kernel madvise hints (WILLNEED, HUGEPAGE)")

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/signal"
 	"syscall"
@@ -14,11 +15,11 @@ import (
 
 	"github.com/shmpc/shmpc/internal/internalhook"
 	"github.com/shmpc/shmpc/internal/payload"
+	"github.com/shmpc/shmpc/internal/ringobj"
 	"github.com/shmpc/shmpc/producer"
 	"github.com/shmpc/shmpc/ring"
+	"github.com/shmpc/shmpc/shm"
 )
-
-const defaultBytes = 4 << 30
 
 // produceSummary is the producer's part of a run summary (-json).
 type produceSummary struct {
@@ -35,7 +36,8 @@ type produceSummary struct {
 }
 
 func cmdProduce(args []string, stderr io.Writer) error {
-	fs := newFlagSet("produce", stderr, "-name NAME [-count N | -bytes SIZE | -stdin] [flags]")
+	fs := newFlagSet("produce", stderr, "-name NAME {-count N | -bytes SIZE | -stdin} [flags]\n"+
+		"       shmpc produce -name NAME [flags]    resume the ring NAME where its stream stopped")
 	var pf produceFlags
 	pf.register(fs)
 	name := fs.String("name", "", "the ring's NAME (1 to 64 of [A-Za-z0-9_.-], not starting with '.')")
@@ -61,10 +63,14 @@ func cmdProduce(args []string, stderr io.Writer) error {
 		total = uint64(pf.bytes.n)
 		items = (total + uint64(slotSize) - 1) / uint64(slotSize)
 	default:
-		total = defaultBytes
-		items = (total + uint64(slotSize) - 1) / uint64(slotSize)
+		// No data source: produce only resumes a ring, whose header says
+		// what is left to send.
+		if !ringExists(*name) {
+			return errNoSource(*name, pf.fresh)
+		}
 	}
 	explicitTotal := pf.count.set || pf.bytes.set
+	resumeOnly := !explicitTotal && !*stdin
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -96,6 +102,14 @@ func cmdProduce(args []string, stderr io.Writer) error {
 		return err
 	}
 	defer p.Close()
+	if resumeOnly && !p.Resumed() {
+		// The ring went away after the look above, or -fresh discarded
+		// it: a new stream with nothing to send.
+		if err := p.Close(); err != nil {
+			return err
+		}
+		return errNoSource(*name, pf.fresh)
+	}
 	r := p.Ring()
 	if p.Resumed() {
 		items, total, slotSize = r.StreamItems(), r.StreamBytes(), int64(r.SlotSize())
@@ -112,7 +126,12 @@ func cmdProduce(args []string, stderr io.Writer) error {
 	}
 	var runErr error
 	if *stdin {
-		runErr = produceStdin(ctx, p, os.Stdin, &sum)
+		// An idle pipe must not keep SIGINT/SIGTERM waiting in read(2).
+		in, restore, err := interruptibleStdin(ctx, os.Stdin)
+		if runErr = err; err == nil {
+			runErr = produceStdin(ctx, p, in, &sum)
+		}
+		restore()
 	} else {
 		runErr = producePattern(ctx, p, items, total, uint64(slotSize), &sum)
 	}
@@ -140,10 +159,31 @@ func cmdProduce(args []string, stderr io.Writer) error {
 		fmt.Fprintf(os.Stdout, "%s\n", b)
 	}
 	if runErr == nil || *verbose {
-		fmt.Fprintf(stderr, "shmpc produce: %d items, %s in %.3f s (%.2f GiB/s), pages %s\n",
-			sum.Items, formatBytes(sum.Bytes), sum.Seconds, gibPerSec(sum.Bytes, sum.Seconds), sum.Pages)
+		fmt.Fprintf(stderr, "shmpc produce: %d items, %s in %.3f s (%s), pages %s\n",
+			sum.Items, formatBytes(sum.Bytes), sum.Seconds, formatRate(sum.Bytes, sum.Seconds), sum.Pages)
 	}
 	return runErr
+}
+
+// errNoSource is the usage error of a produce that has nothing to send:
+// no data source given and no ring NAME to resume (or -fresh).
+func errNoSource(name string, fresh bool) error {
+	if fresh {
+		return usagef("nothing to send: -fresh starts a new stream, give -count N, -bytes SIZE or -stdin")
+	}
+	return usagef("nothing to send: give -count N, -bytes SIZE or -stdin (without one, produce resumes an existing ring, and %s has none)", name)
+}
+
+// ringExists reports whether a segment has ring name's key (a ring to
+// resume, or something Open will judge and refuse). A failed look counts
+// as yes: Open then gives the real error.
+func ringExists(name string) bool {
+	n, err := ringobj.For(name)
+	if err != nil {
+		return true
+	}
+	_, err = shm.Lookup(n.Key)
+	return !errors.Is(err, fs.ErrNotExist)
 }
 
 // flagSet reports whether the flag name was given on the command line.

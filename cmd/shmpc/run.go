@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime"
 	"strconv"
 	"syscall"
 	"time"
@@ -39,16 +40,21 @@ type runSummary struct {
 	Pages           string  `json:"pages"`
 	Slots           int     `json:"slots"`
 	SlotSize        int64   `json:"slot_size"`
-	Workers         int     `json:"workers"`
+	Workers         int     `json:"workers"` // the consumer's, its default when -workers is left out
 	ProducerExit    int     `json:"producer_exit"`
 	ConsumerExit    int     `json:"consumer_exit"`
 }
+
+// runDefaultBytes is what run moves when neither -count nor -bytes is
+// given.
+const runDefaultBytes = 4 << 30
 
 func cmdRun(args []string, stdout, stderr io.Writer) error {
 	start := time.Now()
 	fs := newFlagSet("run", stderr, "[produce and consume flags] [-json]")
 	var pf produceFlags
 	pf.register(fs)
+	fs.Lookup("bytes").Usage += fmt.Sprintf(" (%s when neither -count nor -bytes is given)", formatSize(runDefaultBytes))
 	var cf consumeFlags
 	cf.register(fs, false)
 	jsonOut := fs.Bool("json", false, "print the summary as one JSON object, the last line of stdout")
@@ -92,6 +98,9 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 			pargs = append(pargs, "-"+f.Name+"="+f.Value.String())
 		}
 	})
+	if !pf.count.set && !pf.bytes.set {
+		pargs = append(pargs, "-bytes="+formatSize(runDefaultBytes))
+	}
 
 	// Signals go to run; the children sit in their own process group (so a
 	// terminal's ^C reaches run only) and die with run (PR_SET_PDEATHSIG).
@@ -107,6 +116,8 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("start consumer: %w", err)
 	}
 	prod := child(exe, pargs, &pOut, stderr, cons.Process.Pid)
+	// One live progress line on a terminal: the consumer's.
+	prod.Env = append(os.Environ(), progressElsewhereEnv+"=1")
 	if err := prod.Start(); err != nil {
 		_ = cons.Process.Kill()
 		_ = cons.Wait()
@@ -157,6 +168,9 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 		IntegrityErrors: cs.IntegrityErrors, Pages: ps.Pages, Slots: pf.slots, SlotSize: pf.slotSize.n,
 		Workers: cf.workers, ProducerExit: pCode, ConsumerExit: cCode,
 	}
+	if sum.Workers == 0 {
+		sum.Workers = runtime.NumCPU() // the consumer's default (consumer.Options.Workers)
+	}
 	if sum.Pages == "" {
 		sum.Pages = cs.Pages
 	}
@@ -165,8 +179,8 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 		b, _ := json.Marshal(sum)
 		fmt.Fprintf(stdout, "%s\n", b)
 	} else {
-		fmt.Fprintf(stderr, "shmpc run: %d items, %s in %.3f s: %.2f GiB/s, %d integrity errors, %d slots of %s, pages %s\n",
-			sum.Items, formatBytes(sum.Bytes), sum.Seconds, sum.GiBPerSec, sum.IntegrityErrors,
+		fmt.Fprintf(stderr, "shmpc run: %d items, %s in %.3f s: %s, %d integrity errors, %d slots of %s, pages %s\n",
+			sum.Items, formatBytes(sum.Bytes), sum.Seconds, formatRate(sum.Bytes, sum.Seconds), sum.IntegrityErrors,
 			sum.Slots, formatSize(sum.SlotSize), sum.Pages)
 	}
 	code := max(pCode, cCode)

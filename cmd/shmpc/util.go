@@ -5,12 +5,8 @@ import (
 	"hash/crc32"
 	"io"
 	"os"
-	"sync"
-	"time"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/shmpc/shmpc/ring"
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -22,6 +18,31 @@ func gibPerSec(bytes uint64, seconds float64) float64 {
 		return 0
 	}
 	return float64(bytes) / (1 << 30) / seconds
+}
+
+// formatRate formats bytes moved in seconds as a rate in the unit that
+// suits its size: B/s, KiB/s, MiB/s or GiB/s (a slow stream is not 0.00
+// GiB/s).
+func formatRate(bytes uint64, seconds float64) string {
+	if seconds <= 0 {
+		return "0 B/s"
+	}
+	return formatBytesPerSec(float64(bytes) / seconds)
+}
+
+// formatBytesPerSec formats a rate in bytes per second, as formatRate.
+func formatBytesPerSec(r float64) string {
+	switch {
+	case r >= 1<<30:
+		return fmt.Sprintf("%.2f GiB/s", r/(1<<30))
+	case r >= 1<<20:
+		return fmt.Sprintf("%.2f MiB/s", r/(1<<20))
+	case r >= 1<<10:
+		return fmt.Sprintf("%.2f KiB/s", r/(1<<10))
+	case r > 0:
+		return fmt.Sprintf("%.0f B/s", r)
+	}
+	return "0 B/s"
 }
 
 func formatBytes(n uint64) string {
@@ -44,54 +65,4 @@ func isTerminal(w io.Writer) bool {
 	}
 	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
 	return err == nil
-}
-
-// progress prints the ring's transfer state on one line of stderr every
-// half second.
-type progress struct {
-	done chan struct{}
-	wg   sync.WaitGroup
-}
-
-func startProgress(w io.Writer, role string, r *ring.Ring, lines bool) *progress {
-	p := &progress{done: make(chan struct{})}
-	term := isTerminal(w)
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		t := time.NewTicker(500 * time.Millisecond)
-		defer t.Stop()
-		start := time.Now()
-		lastBytes, lastT := r.Stats().Bytes, start
-		for {
-			select {
-			case <-p.done:
-				if term {
-					fmt.Fprint(w, "\r\033[K")
-				}
-				return
-			case now := <-t.C:
-				st := r.Stats()
-				rate := float64(st.Bytes-lastBytes) / (1 << 30) / now.Sub(lastT).Seconds()
-				lastBytes, lastT = st.Bytes, now
-				head, tail := r.Head(), r.Tail()
-				msg := fmt.Sprintf("shmpc %s: %s delivered, %d items, %.2f GiB/s, ring %d/%d full",
-					role, formatBytes(st.Bytes), st.Items, rate, head-tail, r.Slots())
-				if term {
-					fmt.Fprintf(w, "\r\033[K%s", msg)
-				} else if lines {
-					fmt.Fprintln(w, msg)
-				}
-			}
-		}
-	}()
-	return p
-}
-
-func (p *progress) stop() {
-	if p == nil {
-		return
-	}
-	close(p.done)
-	p.wg.Wait()
 }
