@@ -348,7 +348,7 @@ func peerRingSend(ctx context.Context, name string, slots, slotSize, item int, c
 		var crc uint32
 		if stamp {
 			// The stamp changes the item, so it is built in a private
-			// buffer and checksummed while copied (contract 6).
+			// buffer and checksummed while copied (docs/protocol.md "CRC32C").
 			payload.Fill(buf, seq)
 			binary.LittleEndian.PutUint64(buf, uint64(monoNow()))
 			crc = ring.CopyCRC(s.Buf, buf)

@@ -242,7 +242,8 @@ func producePattern(ctx context.Context, p *producer.Producer, items, total, slo
 
 // produceStdin sends r: each item is what one full read of up to the slot
 // size gives (the last may be shorter). The data is read into a private
-// buffer and checksummed while it is copied into the slot (contract 6).
+// buffer and checksummed while it is copied into the slot (the checksum of the source,
+// docs/protocol.md "CRC32C").
 func produceStdin(ctx context.Context, p *producer.Producer, r io.Reader, sum *produceSummary) error {
 	buf := make([]byte, p.Ring().SlotSize())
 	for {
