@@ -18,11 +18,13 @@
 // offsets, total size); the flags (FlagHuge, FlagLocked, ...), owner uid, the stream's
 // intended totals and the NAME (length + 64 bytes); the stream state (end of stream:
 // an ended bit and the final count in one word; drained); the producer's and the
-// consumer's Identity; the counters (items and bytes released, integrity errors); eight
-// application words; and, each on its own 64-byte cache line, head (items published,
-// written by the producer), tail (items released, written by the consumer) and the two
-// doorbell words (consumer waiting, producer waiting), so the two sides do not write
-// the same line.
+// consumer's Identity; the consumer's counters (items and bytes released, integrity
+// errors); eight application words; and, each on its own 64-byte cache line, head
+// (items published, written by the producer), tail (items released, written by the
+// consumer) and the two doorbell words (consumer waiting, producer waiting), so the two
+// sides do not write the same line. The rest of the head line holds the producer's
+// live counters (bytes committed, sleeps, wake-ups, peers lost), the rest of the tail
+// line the consumer's (see Counters).
 //
 // DataOffset and the stride between slots are multiples of PageSize (4 KiB), or of
 // HugePageSize (2 MiB) when the slot size is a multiple of 2 MiB; on a page-aligned

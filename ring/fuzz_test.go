@@ -138,11 +138,19 @@ func exercise(tb testing.TB, r *Ring, buf []byte, ops []byte) {
 		case 11:
 			_, _ = r.End()
 			_ = r.Stats()
+			_ = r.Counters()
 			_ = r.ProducerID()
 			_ = r.ConsumerID()
 			_ = rd.Pending()
-			if arg(&i)%4 == 0 {
+			a := arg(&i)
+			if a%4 == 0 {
 				r.SetDrained()
+			}
+			switch a / 4 % 3 { // a side counts a lost peer
+			case 1:
+				r.ProducerLostConsumer()
+			case 2:
+				r.ConsumerLostProducer()
 			}
 		}
 	}

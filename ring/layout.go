@@ -10,6 +10,12 @@ import (
 
 // Layout constants. Changing any of them, or any struct below, changes the shared-memory
 // format: bump Version and regenerate testdata/layout.golden.
+//
+// One kind of change keeps the version: a new word in what was padding, which Format
+// has always zeroed and no reader ever looked at. The live counters (Counters, on the
+// head and tail lines) came that way: a ring formatted by a build without them holds
+// zeros there, which read as "nothing counted yet", and a build without them ignores
+// them, so rings of either build open in the other and only the counters differ.
 const (
 	// Magic is the first 8 bytes of a formatted ring, in this byte order. It is stored
 	// last by Format, so a buffer whose first word is still zero is "not formatted".
@@ -99,11 +105,22 @@ type header struct {
 	// Line 7: application words.
 	app [AppWords]atomic.Uint64 // 448
 
-	// Lines 8-11: the hot words, one per line.
+	// Lines 8-11: the hot words, one per line. The head and tail lines also hold the
+	// live counters their writer keeps (Counters): each side's words on the line it
+	// writes anyway, so counting costs no cache line the other side writes.
 	head            atomic.Uint64 // 512: items published (producer)
-	_               [7]uint64
+	committedBytes  atomic.Uint64 // 520: bytes of the items committed (producer)
+	producerSleeps  atomic.Uint64 // 528: producer's waits on its semaphore (ProducerSleeps)
+	producerWakes   atomic.Uint64 // 536: producer's posts that woke the consumer (ProducerWakes)
+	producerLosses  atomic.Uint64 // 544: consumers the producer found gone (ProducerLostConsumer)
+	producerLostGen atomic.Uint64 // 552: claim generation of the consumer last counted lost, +1 (0: none)
+	_               [2]uint64
 	tail            atomic.Uint64 // 576: items released (consumer)
-	_               [7]uint64
+	consumerSleeps  atomic.Uint64 // 584: consumer's waits on its semaphore (ConsumerSleeps)
+	consumerWakes   atomic.Uint64 // 592: consumer's posts that woke the producer (ConsumerWakes)
+	consumerLosses  atomic.Uint64 // 600: producers the consumer found gone (ConsumerLostProducer)
+	consumerLostGen atomic.Uint64 // 608: claim generation of the producer last counted lost, +1 (0: none)
+	_               [3]uint64
 	consumerWaiting atomic.Uint32 // 640: doorbell, consumer asleep waiting for items
 	_               [15]uint32
 	producerWaiting atomic.Uint32 // 704: doorbell, producer asleep waiting for space

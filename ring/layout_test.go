@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -96,11 +97,39 @@ func TestLayoutTableComplete(t *testing.T) {
 	}
 }
 
-// TestLayoutCacheLines: head, tail and each doorbell word have a 64-byte line to
-// themselves; every field lies inside the header; fields do not overlap.
+// writers says who writes each header field after Format: nobody ("format"), the
+// producer, the consumer, or both (the doorbells, which the sleeper sets and the waker
+// clears, and the application words, which the CLI gives one to each side).
+var writers = map[string]string{
+	"magic": "format", "version": "format", "headerSize": "format", "slots": "format",
+	"slotSize": "format", "slotStride": "format", "slotAlign": "format", "descOffset": "format",
+	"dataOffset": "format", "totalSize": "format", "flags": "format", "ownerUID": "format",
+	"streamItems": "format", "streamBytes": "format", "nameLen": "format", "name": "format",
+	"end": "producer", "drained": "consumer",
+	"producer.seq": "producer", "producer.pid": "producer", "producer.start": "producer", "producer.gen": "producer",
+	"consumer.seq": "consumer", "consumer.pid": "consumer", "consumer.start": "consumer", "consumer.gen": "consumer",
+	"items": "consumer", "bytes": "consumer", "integrity": "consumer",
+	"app":  "both",
+	"head": "producer", "committedBytes": "producer", "producerSleeps": "producer",
+	"producerWakes": "producer", "producerLosses": "producer", "producerLostGen": "producer",
+	"tail": "consumer", "consumerSleeps": "consumer", "consumerWakes": "consumer",
+	"consumerLosses": "consumer", "consumerLostGen": "consumer",
+	"consumerWaiting": "both", "producerWaiting": "both",
+}
+
+// counterWords are the live counters' words (and the loss marks kept with them).
+var counterWords = []string{"committedBytes", "producerSleeps", "producerWakes", "producerLosses", "producerLostGen",
+	"consumerSleeps", "consumerWakes", "consumerLosses", "consumerLostGen", "items", "bytes", "integrity"}
+
+// TestLayoutCacheLines: every field lies inside the header, naturally aligned, without
+// overlap; every field has a known writer; head's and tail's lines hold only words
+// their own side writes (the counters kept there included), and each doorbell word has
+// a line to itself; a counter word is on a line where its side writes another word.
 func TestLayoutCacheLines(t *testing.T) {
 	fs := headerFields()
+	byName := map[string]field{}
 	for i, f := range fs {
+		byName[f.name] = f
 		if f.offset+f.size > headerSize {
 			t.Errorf("%s ends at %d, past the header (%d)", f.name, f.offset+f.size, headerSize)
 		}
@@ -110,22 +139,53 @@ func TestLayoutCacheLines(t *testing.T) {
 		if i > 0 && fs[i-1].offset+fs[i-1].size > f.offset {
 			t.Errorf("%s overlaps %s", fs[i-1].name, f.name)
 		}
+		if writers[f.name] == "" {
+			t.Errorf("%s: nobody is known to write it: add it to writers", f.name)
+		}
 	}
-	for _, hot := range []string{"head", "tail", "consumerWaiting", "producerWaiting"} {
-		var line uintptr
-		found := false
+	lines := func(f field) (first, last uintptr) { return f.offset / CacheLine, (f.offset + f.size - 1) / CacheLine }
+	sameLine := func(a, b field) bool {
+		af, al := lines(a)
+		bf, bl := lines(b)
+		return af <= bl && bf <= al
+	}
+	for _, c := range []struct {
+		hot   string
+		alone bool // the line holds nothing else
+	}{{"head", false}, {"tail", false}, {"consumerWaiting", true}, {"producerWaiting", true}} {
+		hot, ok := byName[c.hot]
+		if !ok {
+			t.Fatalf("no field %s", c.hot)
+		}
 		for _, f := range fs {
-			if f.name == hot {
-				line, found = f.offset/CacheLine, true
+			if f.name == hot.name || !sameLine(f, hot) {
+				continue
+			}
+			if c.alone || writers[f.name] != writers[hot.name] {
+				t.Errorf("%s (written by %s) shares cache line %d with %s (written by %s)",
+					hot.name, writers[hot.name], hot.offset/CacheLine, f.name, writers[f.name])
 			}
 		}
-		if !found {
-			t.Fatalf("no field %s", hot)
+	}
+	for _, name := range counterWords {
+		c, ok := byName[name]
+		if !ok {
+			t.Fatalf("no field %s", name)
 		}
+		if w := writers[name]; w != "producer" && w != "consumer" {
+			t.Errorf("counter %s is written by %s, not by one side", name, w)
+		}
+		mates := 0
 		for _, f := range fs {
-			if f.name != hot && f.offset/CacheLine <= line && (f.offset+f.size-1)/CacheLine >= line {
-				t.Errorf("%s shares cache line %d with %s", hot, line, f.name)
+			if sameLine(f, c) && writers[f.name] != writers[name] {
+				t.Errorf("counter %s (written by %s) shares a line with %s (written by %s)", name, writers[name], f.name, writers[f.name])
 			}
+			if sameLine(f, c) && !slices.Contains(counterWords, f.name) {
+				mates++
+			}
+		}
+		if mates == 0 && name != "items" && name != "bytes" && name != "integrity" {
+			t.Errorf("counter %s is on a line its side writes only to count", name)
 		}
 	}
 }

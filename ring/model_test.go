@@ -50,6 +50,7 @@ type ringModel struct {
 	ended      bool
 	drained    bool
 	stats      Stats
+	committed  uint64 // bytes committed (Counters.BytesCommitted)
 }
 
 func (m *ringModel) init(t *rapid.T) {
@@ -130,6 +131,7 @@ func (m *ringModel) commit(t *rapid.T) {
 	}
 	m.items[m.head] = &modelItem{data: data, orig: slices.Clone(data), wrongCRC: wrong}
 	m.head++
+	m.committed += uint64(m.resLen)
 	m.reserved = false
 }
 
@@ -341,6 +343,11 @@ func (m *ringModel) check(t *rapid.T) {
 	}
 	if st := r.Stats(); st != m.stats {
 		t.Fatalf("stats %+v, model %+v", st, m.stats)
+	}
+	want := Counters{ItemsCommitted: m.head, BytesCommitted: m.committed,
+		ItemsReleased: m.stats.Items, BytesReleased: m.stats.Bytes, IntegrityErrors: m.stats.IntegrityErrors}
+	if c := m.cr.Counters(); c != want {
+		t.Fatalf("counters %+v, model %+v", c, want)
 	}
 }
 

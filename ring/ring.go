@@ -473,7 +473,10 @@ func (r *Ring) Check() error {
 	}
 	tail := h.tail.Load()
 	head := h.head.Load()
-	items, bytes := h.items.Load(), h.bytes.Load()
+	// bytes before items: Release counts an item before its bytes, so on a live ring
+	// the bytes read are never those of items not yet counted in the items read.
+	bytes := h.bytes.Load()
+	items := h.items.Load()
 	if items < tail {
 		add("items", ErrCorrupt, "%d released, fewer than tail %d", items, tail)
 	}

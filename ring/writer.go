@@ -121,8 +121,14 @@ func (w *Writer) commit(n int, crc uint32, stop int) error {
 		w.reserved = false
 		return errorf("commit slot", "end", ErrEnded, "the stream ended at %d", e&^endedBit)
 	}
+	// The byte counter first: it is on head's line, which the store below needs in
+	// this core's cache anyway (counted after it, a consumer's look at head in between
+	// would cost a second transfer of the line). Undone if the item is not published;
+	// a producer killed between the two counts the item's bytes again when it resumes.
+	w.r.h.committedBytes.Add(uint64(n))
 	// The publication: one release store (a CAS, which also catches a second producer).
 	if !w.r.h.head.CompareAndSwap(w.head, w.head+1) {
+		w.r.h.committedBytes.Add(-uint64(n))
 		w.reserved = false
 		return errorf("commit slot", "head", ErrIndices, "head moved away from %d under this writer: another producer?", w.head)
 	}

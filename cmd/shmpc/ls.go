@@ -35,13 +35,38 @@ type ringInfo struct {
 	ConsumerPID   uint32 `json:"consumer_pid"`
 	ConsumerAlive bool   `json:"consumer_alive"`
 	State         string `json:"state"` // "ok", or why the ring could not be read
+	lsCounters
+}
+
+// lsCounters are a ring's live counters (ring.Counters) in `ls -json`, zero
+// for a ring whose header could not be read. They come from shared memory
+// that anyone with write access to it can change: a wrong number at worst.
+type lsCounters struct {
+	ItemsCommitted     uint64 `json:"items_committed"`
+	BytesCommitted     uint64 `json:"bytes_committed"`
+	ItemsReleased      uint64 `json:"items_released"`
+	BytesReleased      uint64 `json:"bytes_released"`
+	IntegrityErrors    uint64 `json:"integrity_errors"`
+	ProducerSleeps     uint64 `json:"producer_sleeps"`
+	ProducerWakes      uint64 `json:"producer_wakes"`
+	ProducerPeerLosses uint64 `json:"producer_peer_losses"`
+	ConsumerSleeps     uint64 `json:"consumer_sleeps"`
+	ConsumerWakes      uint64 `json:"consumer_wakes"`
+	ConsumerPeerLosses uint64 `json:"consumer_peer_losses"`
 }
 
 func cmdLs(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("ls", stderr, "[-json]")
-	jsonOut := fs.Bool("json", false, "one JSON object per ring, one per line")
+	fs := newFlagSet("ls", stderr, "[-json] [-watch D]")
+	jsonOut := fs.Bool("json", false, "one JSON object per ring, one per line (with -watch: per ring per interval)")
+	watch := fs.Duration("watch", 0, "redraw every `D` (e.g. 1s) with rates, until SIGINT or SIGTERM; 0: list once")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if *watch != 0 {
+		if *watch < minWatch {
+			return usagef("-watch %v: want a duration of at least %v, e.g. 1s", *watch, minWatch)
+		}
+		return watchRings(stdout, *watch, *jsonOut)
 	}
 	rings, err := listRings()
 	if err != nil {
@@ -180,6 +205,13 @@ func fillRing(ri *ringInfo, r *ring.Ring, huge bool) {
 		ri.Pages = "huge"
 	}
 	ri.Head, ri.Tail = r.Head(), r.Tail()
+	c := r.Counters()
+	ri.lsCounters = lsCounters{
+		ItemsCommitted: c.ItemsCommitted, BytesCommitted: c.BytesCommitted,
+		ItemsReleased: c.ItemsReleased, BytesReleased: c.BytesReleased, IntegrityErrors: c.IntegrityErrors,
+		ProducerSleeps: c.ProducerSleeps, ProducerWakes: c.ProducerWakes, ProducerPeerLosses: c.ProducerPeerLosses,
+		ConsumerSleeps: c.ConsumerSleeps, ConsumerWakes: c.ConsumerWakes, ConsumerPeerLosses: c.ConsumerPeerLosses,
+	}
 	_, ri.Ended = r.End()
 	ri.OwnerUID = int(r.OwnerUID())
 	pid, cid := r.ProducerID(), r.ConsumerID()

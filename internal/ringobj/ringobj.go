@@ -284,9 +284,20 @@ func UnlinkSems(n Names) error {
 // and no futex call is made while the other side is awake.
 //
 // A Bell has one sleeper at a time and any number of ringers.
+//
+// Sleeps and Wakes are optional counter words (the ring's live counters,
+// e.g. ring.Ring.ProducerSleeps): each process fills in only the words it
+// owns, so a side's Bell for its own sleeps carries its Sleeps word and its
+// Bell for waking the peer carries its Wakes word. Nil counts nothing.
 type Bell struct {
 	Waiting *atomic.Uint32
 	Sem     *sem.Semaphore
+	// Sleeps, if not nil, gets one for each wait of Sleep and SleepArmed on
+	// Sem (each a bounded futex wait, unless a post is already there).
+	Sleeps *atomic.Uint64
+	// Wakes, if not nil, gets one for each post Ring makes. Kick's posts,
+	// which a side makes on its own doorbell, are not counted.
+	Wakes *atomic.Uint64
 }
 
 // Ring wakes the sleeper if it flagged itself.
@@ -294,9 +305,19 @@ func (b Bell) Ring() error {
 	// Any non-zero value counts as "asleep": a word scribbled to another
 	// value costs one spare post, never a lost wake-up.
 	if b.Waiting.Load() != 0 && b.Waiting.Swap(0) != 0 {
-		return b.Sem.Post()
+		if err := b.Sem.Post(); err != nil {
+			return err
+		}
+		count(b.Wakes)
 	}
 	return nil
+}
+
+// count adds one to a counter word, if there is one.
+func count(w *atomic.Uint64) {
+	if w != nil {
+		w.Add(1)
+	}
 }
 
 // Kick posts the semaphore whatever the flag says: for wake-ups that must
@@ -326,6 +347,7 @@ func (b Bell) Sleep(ctx context.Context, ready func() bool) error {
 			return nil
 		}
 		sctx, cancel := context.WithTimeout(ctx, Recheck)
+		count(b.Sleeps)
 		err := b.Sem.Wait(sctx)
 		cancel()
 		b.Waiting.Store(0)
@@ -356,6 +378,7 @@ func (b Bell) SleepArmed(ready func() bool) error {
 			b.Waiting.Store(0)
 			return nil
 		}
+		count(b.Sleeps)
 		_, err := b.Sem.WaitTimeout(Recheck)
 		b.Waiting.Store(0)
 		if err != nil {
