@@ -91,6 +91,11 @@ type Stats struct {
 	// Seconds is the time from the stream's first reserve (by the
 	// producer) to this consumer's last release, when both are known.
 	Seconds float64
+	// Ring is the ring's live counters, both sides', since it was created
+	// (read from its header as it is now, or as it was when Close
+	// detached). Like everything in shared memory they are only as right
+	// as the processes that can write the segment.
+	Ring ring.Counters
 }
 
 // Consumer reads items from a ring it holds the consumer role of.
@@ -114,6 +119,10 @@ type Consumer struct {
 	fastWait    bool      // the producer was present at the last judgement: sleep armed, without a watch
 	drained     bool
 
+	statsMu      sync.Mutex    // orders Stats' look at the header with Close's detach
+	lastCounters ring.Counters // the header's counters, as last read
+	detached     bool
+
 	mu        sync.Mutex              // guards the fields below, for a Close from another goroutine
 	ran       bool                    // Run or Next was called
 	pull      *puller                 // the engine of Next and of an ordered Run
@@ -121,6 +130,14 @@ type Consumer struct {
 	stopRun   context.CancelCauseFunc // ends a Run in progress (cause ErrClosed)
 	runDone   chan struct{}           // closed when that Run returned
 	closeDone chan struct{}           // closed when the first Close has finished
+}
+
+// bells returns the consumer's two doorbells, counting its sleeps and its
+// wake-ups of the producer in the ring's header.
+func (c *Consumer) bells() (space, items ringobj.Bell) {
+	space = ringobj.Bell{Waiting: c.ring.ProducerWaiting(), Sem: c.sems.Empty, Wakes: c.ring.ConsumerWakes()}
+	items = ringobj.Bell{Waiting: c.ring.ConsumerWaiting(), Sem: c.sems.Filled, Sleeps: c.ring.ConsumerSleeps()}
+	return space, items
 }
 
 // Ring returns the ring the consumer reads (for stats and inspection),
@@ -140,6 +157,12 @@ func (c *Consumer) Pages() string {
 // any time, also during Run and after Close.
 func (c *Consumer) Stats() Stats {
 	s := Stats{Items: c.items.Load(), Bytes: c.bytes.Load(), IntegrityErrors: c.badItems.Load()}
+	c.statsMu.Lock()
+	if !c.detached && c.ring != nil {
+		c.lastCounters = c.ring.Counters()
+	}
+	s.Ring = c.lastCounters
+	c.statsMu.Unlock()
 	first, last := c.firstReserve.Load(), c.lastRelease.Load()
 	if first > 0 && last > first {
 		s.Seconds = float64(last-first) / 1e9
@@ -194,7 +217,13 @@ func (c *Consumer) release() error {
 		errs = append(errs, c.sems.Close())
 	}
 	if c.seg != nil {
+		c.statsMu.Lock()
+		if c.ring != nil {
+			c.lastCounters = c.ring.Counters()
+		}
+		c.detached = true
 		errs = append(errs, c.seg.Detach())
+		c.statsMu.Unlock()
 	}
 	if c.lock != nil {
 		errs = append(errs, ringobj.LeaveLockFile(c.lock, c.names, lockfile.Consumer, false, 0))

@@ -129,9 +129,8 @@ func newPuller(c *Consumer) *puller {
 	pl := &puller{
 		c:     c,
 		win:   make([]*entry, w),
-		space: ringobj.Bell{Waiting: c.ring.ProducerWaiting(), Sem: c.sems.Empty},
-		items: ringobj.Bell{Waiting: c.ring.ConsumerWaiting(), Sem: c.sems.Filled},
 	}
+	pl.space, pl.items = c.bells()
 	for i := range pl.win {
 		pl.win[i] = &entry{done: make(chan struct{}, 1)}
 	}

@@ -127,7 +127,19 @@ func TestNextDeliversInOrder(t *testing.T) {
 				require.Equal(t, io.EOF, err, "Next after the end")
 				require.Error(t, first.Release(), "a second Release of item 0")
 				require.Error(t, consumer.Item{}.Release(), "Release of a zero Item")
-				require.Equal(t, uint64(len(want)), c.Stats().Items)
+				st := c.Stats()
+				require.Equal(t, uint64(len(want)), st.Items)
+				var total uint64
+				for _, w := range want {
+					total += uint64(len(w))
+				}
+				// The ring's live counters say the same, both sides'.
+				require.Equal(t, uint64(len(want)), st.Ring.ItemsCommitted)
+				require.Equal(t, uint64(len(want)), st.Ring.ItemsReleased)
+				require.Equal(t, total, st.Ring.BytesCommitted)
+				require.Equal(t, total, st.Ring.BytesReleased)
+				require.NoError(t, c.Close())
+				require.Equal(t, st.Ring.ItemsReleased, c.Stats().Ring.ItemsReleased, "Stats after Close: the counters as Close left them")
 			})
 		}
 	}

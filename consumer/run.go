@@ -48,8 +48,7 @@ func (c *Consumer) Run(ctx context.Context, h Handler) (err error) {
 	if c.opt.Ordered {
 		return c.runOrdered(ctx, h)
 	}
-	space := ringobj.Bell{Waiting: c.ring.ProducerWaiting(), Sem: c.sems.Empty}
-	items := ringobj.Bell{Waiting: c.ring.ConsumerWaiting(), Sem: c.sems.Filled}
+	space, items := c.bells()
 
 	var (
 		failOnce sync.Once

@@ -120,6 +120,7 @@ func (c *Consumer) waitItems(ctx context.Context, items ringobj.Bell) error {
 			if goneSince.IsZero() {
 				goneSince = now
 			}
+			c.ring.ConsumerLostProducer() // counted once per producer claim
 			limit = goneSince.Add(c.opt.PeerTimeout)
 			if !now.Before(limit) {
 				return errProducerGone{what: "is gone"}
@@ -165,6 +166,7 @@ func (e errProducerGone) Error() string { return "producer " + e.what }
 // how), next being the first item not delivered: how many items of the
 // stream were delivered and, when its total is known, how many were lost.
 func (c *Consumer) peerLost(what string, next uint64) error {
+	c.ring.ConsumerLostProducer()
 	e := &PeerLostError{What: what, Delivered: c.ring.Stats().Items}
 	e.Report = fmt.Sprintf("%d items delivered", e.Delivered)
 	if total := c.ring.StreamItems(); total > 0 {
