@@ -5,7 +5,7 @@
 //	shmpc run      start a consumer and a producer process and move 4 GiB between them
 //	shmpc produce  write items into the ring NAME
 //	shmpc consume  read, verify and process items from the ring NAME
-//	shmpc ls       list every ring on the machine
+//	shmpc ls       list every ring on the machine, with live counters (-watch D: rates, redrawn)
 //	shmpc gc       remove rings whose owners are all dead
 //
 // Exit status: 0 ok; 1 error; 2 usage; 3 peer lost; 4 integrity error.
@@ -24,7 +24,7 @@ import (
 	"github.com/shmpc/shmpc/ring"
 )
 
-// Exit statuses (README, "The command"; a contract scripts rely on).
+// Exit statuses (docs/cli.md, "Exit status"; a contract scripts rely on).
 const (
 	exitOK        = 0
 	exitError     = 1
@@ -39,7 +39,7 @@ commands:
   run       start a consumer and a producer process and move 4 GiB between them
   produce   write items into the ring NAME
   consume   read, verify and process items from the ring NAME
-  ls        list every ring on the machine
+  ls        list every ring on the machine, with live counters (-watch D: rates, redrawn)
   gc        remove rings whose owners are all dead
   bench     the benchmark matrix
   version   module version, VCS revision, Go version, CRC32C and payload kernels
