@@ -111,7 +111,13 @@ func (p *Producer) remove() error {
 		if err := p.seg.Remove(); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			errs = append(errs, err)
 		}
+		p.statsMu.Lock()
+		if p.ring != nil {
+			p.lastCounters = p.ring.Counters()
+		}
+		p.detached = true
 		errs = append(errs, p.seg.Detach())
+		p.statsMu.Unlock()
 	}
 	stale := true
 	if p.lock != nil {

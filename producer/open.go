@@ -8,6 +8,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/shmpc/shmpc/internal/internalhook"
 	"github.com/shmpc/shmpc/internal/lockfile"
 	"github.com/shmpc/shmpc/internal/peer"
 	"github.com/shmpc/shmpc/internal/proc"
@@ -66,11 +67,22 @@ func Open(ctx context.Context, name string, opt Options) (_ *Producer, err error
 	self := proc.Self()
 	prev := p.ring.ProducerID()
 	p.ring.SetProducerID(ring.Identity{PID: uint32(self.PID), Start: self.Start, Gen: prev.Gen + 1})
-	p.consumerGen = p.ring.ConsumerID().Gen
+	if hook := internalhook.ProducerAttached; hook != nil {
+		hook(p.names.Ring)
+	}
+	// A consumer may attach as soon as the ring is formatted, before this
+	// line: the generation a ring this Open created started at is 0 (Format
+	// zeroes it), so such a consumer counts as one that came. A resumed
+	// ring's generation is read now; a consumer that attached before that
+	// and released items is known by the tail (waitConsumer).
+	if p.resumed {
+		p.consumerGen = p.ring.ConsumerID().Gen
+	}
+	p.tailAtOpen = p.ring.Tail()
 	p.w = p.ring.Writer()
 	p.flags = p.ring.Flags()
-	p.toConsumer = ringobj.Bell{Waiting: p.ring.ConsumerWaiting(), Sem: p.sems.Filled}
-	p.space = ringobj.Bell{Waiting: p.ring.ProducerWaiting(), Sem: p.sems.Empty}
+	p.toConsumer = ringobj.Bell{Waiting: p.ring.ConsumerWaiting(), Sem: p.sems.Filled, Wakes: p.ring.ProducerWakes()}
+	p.space = ringobj.Bell{Waiting: p.ring.ProducerWaiting(), Sem: p.sems.Empty, Sleeps: p.ring.ProducerSleeps()}
 	if err := p.sems.Ready.Post(); err != nil {
 		return nil, fmt.Errorf("post ready: %w", err)
 	}

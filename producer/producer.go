@@ -146,12 +146,17 @@ type Producer struct {
 	resumed     bool
 	started     time.Time // when the producer came up, for the first-consumer wait
 	consumerGen uint64    // the consumer claim generation at Open: a change means a consumer came
-	givenSlots  int       // geometry as given (0: left out), checked against a resumed ring
-	givenSize   int
-	firstRes    bool
-	removed     bool   // End or Close removed the ring
-	lastHead    uint64 // the head when the ring was removed, for Next
-	flags       uint32 // the ring's flags, for Huge after the ring is gone
+	tailAtOpen  uint64    // the ring's tail at Open: a release since means a consumer came
+
+	statsMu      sync.Mutex    // orders Stats' look at the header with the detach
+	lastCounters ring.Counters // the header's counters, as last read
+	detached     bool
+	givenSlots   int // geometry as given (0: left out), checked against a resumed ring
+	givenSize    int
+	firstRes     bool
+	removed      bool   // End or Close removed the ring
+	lastHead     uint64 // the head when the ring was removed, for Next
+	flags        uint32 // the ring's flags, for Huge after the ring is gone
 
 	fastWait bool // the consumer was present at the last judgement: sleep armed, without a watch
 	monitor  bool // the peer monitor runs (Close stops it)
@@ -197,6 +202,21 @@ func (p *Producer) Name() string { return p.names.Ring }
 // Ring returns the ring the producer writes (for stats and inspection),
 // valid until End or Close removes it.
 func (p *Producer) Ring() *ring.Ring { return p.ring }
+
+// Stats returns the ring's live counters, both sides', since it was
+// created: items and bytes committed and released, each side's sleeps and
+// wake-ups, peer losses, integrity errors. It may be called at any time
+// from any goroutine; once End or Close removed the ring it returns the
+// counters as they were then. They live in shared memory: only as right as
+// the processes that can write the segment.
+func (p *Producer) Stats() ring.Counters {
+	p.statsMu.Lock()
+	defer p.statsMu.Unlock()
+	if !p.detached && p.ring != nil {
+		p.lastCounters = p.ring.Counters()
+	}
+	return p.lastCounters
+}
 
 // Resumed reports whether Open resumed an existing ring.
 func (p *Producer) Resumed() bool { return p.resumed }

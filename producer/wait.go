@@ -81,7 +81,7 @@ func (p *Producer) waitConsumer(ctx context.Context, sleep func(context.Context)
 					return nil
 				}
 			}
-		case !p.watch.Seen() && gen == p.consumerGen:
+		case !p.watch.Seen() && gen == p.consumerGen && p.ring.Tail() == p.tailAtOpen:
 			if !now.Before(p.started.Add(p.opt.Wait)) && !ready() {
 				return p.peerLost(fmt.Sprintf("no consumer attached to %s within %v", p.names.Ring, p.opt.Wait))
 			}
@@ -95,6 +95,9 @@ func (p *Producer) waitConsumer(ctx context.Context, sleep func(context.Context)
 		default:
 			if goneSince.IsZero() {
 				goneSince = now
+			}
+			if !ready() {
+				p.ring.ProducerLostConsumer() // counted once per consumer claim
 			}
 			limit = goneSince.Add(p.opt.PeerTimeout)
 			// A consumer that drained the stream lets its role go at
@@ -127,6 +130,7 @@ const firstConsumerLook = 100 * time.Millisecond
 // many are lost if the ring goes now: committed but not released, and,
 // when the stream's total is known, never sent.
 func (p *Producer) peerLost(what string) error {
+	p.ring.ProducerLostConsumer()
 	head, tail := p.ring.Head(), p.ring.Tail()
 	lost := head - tail
 	e := &PeerLostError{What: what, Delivered: tail, Lost: lost}

@@ -25,3 +25,10 @@ var BetweenPeerLooks func()
 // before any lock is taken on it: the window in which the file can be
 // removed and replaced behind the opener's back.
 var LockFileOpened func(path string)
+
+// ProducerAttached, if set, is called by producer.Open with the ring's
+// name once the ring exists and is formatted (a consumer can attach from
+// then on), before Open reads the consumer's claim generation: the window
+// in which a consumer that attaches and leaves must still count as one
+// that came.
+var ProducerAttached func(ring string)
