@@ -67,6 +67,8 @@ func TestLsCountersAfterRun(t *testing.T) {
 	require.Zero(t, got.IntegrityErrors)
 	require.Zero(t, got.ProducerPeerLosses)
 	require.Zero(t, got.ConsumerPeerLosses)
+	require.NotZero(t, got.ProducerSleeps+got.ConsumerSleeps, "a run of 50 items in which neither side ever slept")
+	require.NotZero(t, got.ProducerWakes+got.ConsumerWakes, "nobody woke a sleeper")
 
 	m := lsRingJSON(t, name)
 	require.NotNil(t, m, "ring %s not listed", name)
