@@ -17,7 +17,6 @@ import (
 	"github.com/shmpc/shmpc/internal/payload"
 	"github.com/shmpc/shmpc/internal/ringobj"
 	"github.com/shmpc/shmpc/producer"
-	"github.com/shmpc/shmpc/ring"
 	"github.com/shmpc/shmpc/shm"
 )
 
@@ -240,35 +239,26 @@ func producePattern(ctx context.Context, p *producer.Producer, items, total, slo
 	return nil
 }
 
-// produceStdin sends r: each item is what one full read of up to the slot
-// size gives (the last may be shorter). The data is read into a private
-// buffer and checksummed while it is copied into the slot (the checksum of the source,
-// docs/protocol.md "CRC32C").
+// produceStdin sends r through a producer.Writer: each item is what one
+// read of r gives, up to the slot size (a regular file fills whole slots,
+// a pipe gives what it holds), read straight into the reserved slot and
+// checksummed right after, while it is in cache (one pass, no copy). The
+// stream is not ended here: the caller ends it (End), also after a signal.
 func produceStdin(ctx context.Context, p *producer.Producer, r io.Reader, sum *produceSummary) error {
-	buf := make([]byte, p.Ring().SlotSize())
-	for {
-		n, rerr := io.ReadFull(r, buf)
-		if n > 0 {
-			s, err := p.Reserve(ctx)
-			if err != nil {
-				return err
-			}
-			crc := ring.CopyCRC(s.Buf, buf[:n])
-			if err := p.CommitCRC(n, crc); err != nil {
-				return err
-			}
-			sum.Items++
-			sum.Bytes += uint64(n)
-		}
-		switch {
-		case rerr == nil:
-		case errors.Is(rerr, io.EOF) || errors.Is(rerr, io.ErrUnexpectedEOF):
-			return nil
-		default:
-			return fmt.Errorf("read standard input: %w", rerr)
-		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
+	before := p.Next()
+	n, err := p.Writer(ctx).ReadFrom(readErrors{r})
+	sum.Items += p.Next() - before
+	sum.Bytes += uint64(n)
+	return err
+}
+
+// readErrors names standard input in its read errors (io.EOF stays bare).
+type readErrors struct{ r io.Reader }
+
+func (e readErrors) Read(b []byte) (int, error) {
+	n, err := e.r.Read(b)
+	if err != nil && err != io.EOF {
+		err = fmt.Errorf("read standard input: %w", err)
 	}
+	return n, err
 }
