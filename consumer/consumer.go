@@ -23,8 +23,9 @@ var (
 	ErrNoRing    = ringobj.ErrNoRing                             // no producer created the ring within Wait
 	ErrIntegrity = ring.ErrIntegrity                             // an item failed verification (never delivered)
 	ErrClosed    = error(&ringobj.ClosedError{Side: "consumer"}) // matches os.ErrClosed too
-	// ErrRan: Run was called a second time (a Consumer runs once).
-	ErrRan = errors.New("consumer already ran: Run may be called once")
+	// ErrRan: Run was called a second time, or Run after Next, or Next
+	// after Run (a Consumer is read one way, once).
+	ErrRan = errors.New("consumer already ran: Run may be called once, and not mixed with Next")
 )
 
 // PeerLostError is the error of a consumer whose producer is gone: it

@@ -127,8 +127,8 @@ type puller struct {
 func newPuller(c *Consumer) *puller {
 	w := max(1, min(c.opt.Workers, c.ring.Slots()))
 	pl := &puller{
-		c:     c,
-		win:   make([]*entry, w),
+		c:   c,
+		win: make([]*entry, w),
 	}
 	pl.space, pl.items = c.bells()
 	for i := range pl.win {

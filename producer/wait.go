@@ -73,6 +73,7 @@ func (p *Producer) waitConsumer(ctx context.Context, sleep func(context.Context)
 			if p.opt.StallTimeout > 0 {
 				limit = progressAt.Add(p.opt.StallTimeout)
 				if !now.Before(limit) {
+					p.ring.ProducerLostConsumer()
 					return p.peerLost(fmt.Sprintf("consumer of %s made no progress for %v", p.names.Ring, p.opt.StallTimeout))
 				}
 			} else {
@@ -103,6 +104,7 @@ func (p *Producer) waitConsumer(ctx context.Context, sleep func(context.Context)
 			// A consumer that drained the stream lets its role go at
 			// once: look at the ring again after the lock said "gone".
 			if !now.Before(limit) && !ready() {
+				p.ring.ProducerLostConsumer()
 				return p.peerLost(fmt.Sprintf("consumer of %s is gone", p.names.Ring))
 			}
 		}
@@ -130,7 +132,6 @@ const firstConsumerLook = 100 * time.Millisecond
 // many are lost if the ring goes now: committed but not released, and,
 // when the stream's total is known, never sent.
 func (p *Producer) peerLost(what string) error {
-	p.ring.ProducerLostConsumer()
 	head, tail := p.ring.Head(), p.ring.Tail()
 	lost := head - tail
 	e := &PeerLostError{What: what, Delivered: tail, Lost: lost}

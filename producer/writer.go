@@ -131,6 +131,12 @@ func (w *Writer) Flush() error {
 // nothing commits nothing. A partial item that Write left is committed
 // first, so the bytes keep their order.
 //
+// The checksum is taken from the slot right after each Read, as Commit
+// takes it: another process that can write the segment and changes the
+// slot in that moment gets its bytes published with a matching checksum.
+// Where that matters, read into a private buffer and Write it (the
+// checksum is then that of the buffer, as Send's).
+//
 // ReadFrom returns the number of bytes committed, and nil at io.EOF. r's
 // other errors come back as r returned them, after the bytes of that Read
 // were committed; the producer's come wrapped, as Write's. ctx is looked at

@@ -76,7 +76,7 @@ func (rd *Reader) Acquire() (Item, error) {
 	return Item{Seq: seq, CRC: crc, Data: rd.r.slot(seq)[:length:length]}, nil
 }
 
-// AcquireCopy is Acquire in copying mode (contract 3): it copies the item into dst and
+// AcquireCopy is Acquire in copying mode (verify before delivering): it copies the item into dst and
 // checks the CRC32C of the copy, so the returned Data (= dst[:length]) is exactly what
 // was verified, whatever happens to the shared slot afterwards. On a mismatch it counts
 // an integrity error and returns the item with ErrIntegrity: the item is acquired (and
@@ -154,7 +154,7 @@ func (rd *Reader) markLocked(seq, length uint64) {
 // Verify checks it.Data against it.CRC. On a mismatch it counts an integrity error in
 // the header and returns ErrIntegrity naming the sequence number and both checksums;
 // the data must then not be delivered. Verify only reads: call it from any goroutine.
-// On a view from Acquire it checks the shared slot as it is now (contract 3: a writer
+// On a view from Acquire it checks the shared slot as it is now (verify before delivering: a writer
 // with access to the memory can still change it afterwards; AcquireCopy cannot be fooled
 // that way).
 func (rd *Reader) Verify(it Item) error {

@@ -62,7 +62,7 @@ func (w *Writer) Reserve() (Slot, error) {
 // Commit publishes the reserved slot's first n bytes as item Seq, with a CRC32C
 // computed here over Slot.Buf[:n]. That checksums the slot as it is now, including
 // anything another writer of the shared memory scribbled there; a producer that has the
-// data in a private buffer should use CopyCRC or CRC on it and CommitCRC (contract 6).
+// data in a private buffer should use CopyCRC or CRC on it and CommitCRC (the checksum of the source).
 func (w *Writer) Commit(n int) error {
 	if !w.reserved {
 		return errorf("commit slot", "", ErrNotReserved, "Commit without Reserve")

@@ -234,7 +234,7 @@ type consumeFlags struct {
 }
 
 func (f *consumeFlags) register(fs *flag.FlagSet, withShared bool) {
-	fs.IntVar(&f.workers, "workers", 0, "worker goroutines running the handler (default: number of CPUs)")
+	fs.IntVar(&f.workers, "workers", 0, "worker goroutines: handlers run on up to this many at once; with -stdout (in order) they verify the items behind the one being written (default: number of CPUs)")
 	fs.Var((*fileName)(&f.manifest), "manifest", "append one JSON line per delivered item to FILE, before the item is released")
 	if withShared {
 		f.peerFlags.register(fs,
@@ -246,7 +246,7 @@ func (f *consumeFlags) register(fs *flag.FlagSet, withShared bool) {
 
 func (f *consumeFlags) check() error {
 	if f.workers < 0 || f.workers > 1024 {
-		return usagef("-workers %d: want 1 to 1024", f.workers)
+		return usagef("-workers %d: want 1 to 1024 (0 or left out: one per CPU)", f.workers)
 	}
 	return f.peerFlags.check()
 }

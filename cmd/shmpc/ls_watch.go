@@ -175,8 +175,12 @@ func writeFrame(w io.Writer, rows []watchRow, every time.Duration, now time.Time
 	if tty {
 		b.WriteString(clearScreen)
 	}
-	fmt.Fprintf(&b, "shmpc ls -watch %v   %s   %d rings   (rates per second over the last interval; Ctrl-C stops)\n",
-		every, now.Format("15:04:05"), len(rows))
+	noun := "rings"
+	if len(rows) == 1 {
+		noun = "ring"
+	}
+	fmt.Fprintf(&b, "shmpc ls -watch %v   %s   %d %s   (rates per second over the last interval; Ctrl-C stops)\n",
+		every, now.Format("15:04:05"), len(rows), noun)
 	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tITEMS/S\tMB/S\tFILL\tP SLEEPS/S\tC SLEEPS/S\tPRODUCER\tCONSUMER\tSTATE")
 	for _, r := range rows {

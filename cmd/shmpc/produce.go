@@ -40,7 +40,7 @@ func cmdProduce(args []string, stderr io.Writer) error {
 	var pf produceFlags
 	pf.register(fs)
 	name := fs.String("name", "", "the ring's NAME (1 to 64 of [A-Za-z0-9_.-], not starting with '.')")
-	stdin := fs.Bool("stdin", false, "send standard input: each item is what one read fills, up to the slot size")
+	stdin := fs.Bool("stdin", false, "send standard input: each item is what one read of it returns, up to the slot size (whole slots from a file, what a pipe holds from a pipe)")
 	verbose := fs.Bool("v", false, "report progress and notes on stderr even when it is not a terminal")
 	jsonOut := fs.Bool("json", false, "print the summary as one JSON object on stdout")
 	if err := parse(fs, args); err != nil {
