@@ -65,8 +65,9 @@
 //     the data itself (Send, CommitCRC) lets the consumer catch it.
 //   - Writer(ctx): the stream is a byte stream (io.Copy, an encoder, fmt.Fprintf).
 //     Write copies into slots as Send does and commits each full slot, so items are
-//     slot-sized but for the last; ReadFrom (what io.Copy uses) reads straight into
-//     the slots and checksums each read while it is in the cache, one item per Read.
+//     slot-sized but for the last; ReadFrom (what io.Copy uses) reads in cache-sized
+//     pieces and copies each on with the fused kernel; an item is what the reader
+//     had ready (whole slots from a file, what a pipe held).
 //     Close ends the stream.
 //
 // None of these allocates or makes a system call per item while neither side

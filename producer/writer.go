@@ -21,8 +21,8 @@ import (
 // of the writes; Flush commits a partial item at once, Close does it before
 // ending the stream.
 //
-// ReadFrom reads straight into slots: what each Read of the reader returns
-// is one item (see ReadFrom).
+// ReadFrom reads through a small cached buffer and copies on into slots:
+// each item is what the reader had ready, up to the slot size (see ReadFrom).
 //
 // A Writer is not safe for concurrent use, and belongs to the goroutine that
 // uses its Producer. While a Write has left a partial item, send only
@@ -46,6 +46,8 @@ type Writer struct {
 	seq uint64 // its item number
 	off int    // bytes of buf written
 	crc uint32 // CRC32C of buf[:off], taken from the data as it was copied in
+
+	piece []byte // ReadFrom's private read buffer, made at its first call
 
 	err      error // the first error other than the context's: sticky
 	closed   bool
@@ -120,27 +122,27 @@ func (w *Writer) Flush() error {
 	return nil
 }
 
-// ReadFrom reads r until io.EOF straight into the ring's slots: it reserves
-// a slot, lets r.Read fill it, computes the CRC32C of the bytes just read
-// while they are in the cache, and commits them as one item. So each item is
-// what one Read returned, at most the slot size: whole slots from a file,
-// often 64 KiB pieces from a pipe, single bytes from a reader that returns
-// one byte at a time. To cut a stream into whole slots whatever its reads
-// return, use Write instead (io.Copy(struct{ io.Writer }{w}, r) hides
-// ReadFrom from io.Copy), at the price of a copy. A Read that returns
+// ReadFrom reads r until io.EOF and sends what it reads. Each item is what
+// r had ready, up to the slot size: ReadFrom reads into a private buffer of
+// readPiece bytes (small enough to stay in this core's cache), copies each
+// piece into the reserved slot with the fused copy-and-CRC32C kernel (one
+// pass, the checksum taken from the private bytes, as Send's), and ends the
+// item when the slot is full, a Read returns less than it asked for (a pipe
+// with nothing more in it at that moment), or r ends. So a file gives whole
+// slots, a pipe what it held, a reader that returns one byte at a time
+// single bytes: no byte waits in a slot for more input. A Read that returns
 // nothing commits nothing. A partial item that Write left is committed
 // first, so the bytes keep their order.
 //
-// The checksum is taken from the slot right after each Read, as Commit
-// takes it: another process that can write the segment and changes the
-// slot in that moment gets its bytes published with a matching checksum.
-// Where that matters, read into a private buffer and Write it (the
-// checksum is then that of the buffer, as Send's).
+// Reading the kernel's data into a cached buffer and copying it on costs
+// less than reading it straight into the slot: the kernel's copy into a
+// slot that is not in the cache (every slot of a large ring) is the slow
+// part, twice as slow as the copy into a cached buffer plus the fused copy.
 //
 // ReadFrom returns the number of bytes committed, and nil at io.EOF. r's
-// other errors come back as r returned them, after the bytes of that Read
+// other errors come back as r returned them, after the bytes read before
 // were committed; the producer's come wrapped, as Write's. ctx is looked at
-// before every Read, so a cancelled ctx stops ReadFrom at the next item; a
+// before every item, so a cancelled ctx stops ReadFrom at the next item; a
 // Read that blocks is not interrupted by it (close the reader, or give it a
 // deadline), and the Producer's Close from another goroutine waits for that
 // Read to return.
@@ -155,21 +157,35 @@ func (w *Writer) ReadFrom(r io.Reader) (int64, error) {
 	if err := w.flush(); err != nil {
 		return 0, w.fail("read from", err)
 	}
+	if w.piece == nil {
+		w.piece = make([]byte, readPiece)
+	}
 	var total int64
 	for empty := 0; ; {
 		s, err := w.p.reserve(w.ctx) // looks at ctx first
 		if err != nil {
 			return total, w.fail("read from", err)
 		}
-		n, rerr := r.Read(s.Buf)
-		if n < 0 || n > len(s.Buf) {
-			return total, fmt.Errorf("read from: the reader returned %d for a buffer of %d bytes: %w", n, len(s.Buf), errBadRead)
+		off, crc := 0, uint32(0)
+		var rerr error
+		for off < len(s.Buf) {
+			want := min(len(w.piece), len(s.Buf)-off)
+			var n int
+			n, rerr = r.Read(w.piece[:want])
+			if n < 0 || n > want {
+				return total, fmt.Errorf("read from: the reader returned %d for a buffer of %d bytes: %w", n, want, errBadRead)
+			}
+			crc = crc32c.CopyUpdate(crc, s.Buf[off:], w.piece[:n])
+			off += n
+			if rerr != nil || n < want {
+				break
+			}
 		}
-		if n > 0 {
-			if err := w.p.commitCRC(n, crc32c.Update(0, s.Buf[:n])); err != nil {
+		if off > 0 {
+			if err := w.p.commitCRC(off, crc); err != nil {
 				return total, w.fail("read from", err)
 			}
-			total += int64(n)
+			total += int64(off)
 			empty = 0
 		} else if rerr == nil {
 			// The slot stays reserved (the next Reserve returns it).
@@ -185,6 +201,11 @@ func (w *Writer) ReadFrom(r io.Reader) (int64, error) {
 		}
 	}
 }
+
+// readPiece is the size of ReadFrom's private read buffer: a read into it
+// is a copy into cache, and the fused kernel takes it on into the slot
+// while it is still there.
+const readPiece = 256 << 10
 
 // maxEmptyReads is how many Reads in a row may return neither bytes nor an
 // error before ReadFrom gives up with io.ErrNoProgress (as bufio does).
