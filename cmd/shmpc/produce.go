@@ -40,7 +40,7 @@ func cmdProduce(args []string, stderr io.Writer) error {
 	var pf produceFlags
 	pf.register(fs)
 	name := fs.String("name", "", "the ring's NAME (1 to 64 of [A-Za-z0-9_.-], not starting with '.')")
-	stdin := fs.Bool("stdin", false, "send standard input: each item is what one read of it returns, up to the slot size (whole slots from a file, what a pipe holds from a pipe)")
+	stdin := fs.Bool("stdin", false, "send standard input: each item is what it had ready, up to the slot size (whole slots from a file, what a pipe holds from a pipe)")
 	verbose := fs.Bool("v", false, "report progress and notes on stderr even when it is not a terminal")
 	jsonOut := fs.Bool("json", false, "print the summary as one JSON object on stdout")
 	if err := parse(fs, args); err != nil {
@@ -239,11 +239,11 @@ func producePattern(ctx context.Context, p *producer.Producer, items, total, slo
 	return nil
 }
 
-// produceStdin sends r through a producer.Writer: each item is what one
-// read of r gives, up to the slot size (a regular file fills whole slots,
-// a pipe gives what it holds), read straight into the reserved slot and
-// checksummed right after, while it is in cache (one pass, no copy). The
-// stream is not ended here: the caller ends it (End), also after a signal.
+// produceStdin sends r through a producer.Writer's ReadFrom: each item is
+// what r had ready, up to the slot size (a regular file fills whole slots,
+// a pipe gives what it holds), read into a cached buffer and copied on into
+// the slot with its checksum in one pass. The stream is not ended here:
+// the caller ends it (End), also after a signal.
 func produceStdin(ctx context.Context, p *producer.Producer, r io.Reader, sum *produceSummary) error {
 	before := p.Next()
 	n, err := p.Writer(ctx).ReadFrom(readErrors{r})
