@@ -119,7 +119,12 @@ func cmdConsume(args []string, stdout, stderr io.Writer) error {
 	if *verbose || isTerminal(stderr) {
 		prog = startProgress(stderr, "consume", c.Ring(), *verbose)
 	}
-	runErr := c.Run(ctx, handler)
+	var runErr error
+	if *toStdout {
+		runErr = pullLoop(ctx, c, handler)
+	} else {
+		runErr = c.Run(ctx, handler)
+	}
 	prog.stop()
 	if ctx.Err() != nil && errors.Is(runErr, ctx.Err()) {
 		runErr = nil // SIGINT/SIGTERM: a graceful stop, exit 0
@@ -149,4 +154,27 @@ func cmdConsume(args []string, stdout, stderr io.Writer) error {
 			sum.Items, formatBytes(sum.Bytes), sum.Seconds, formatRate(sum.Bytes, sum.Seconds), sum.IntegrityErrors, sum.Pages)
 	}
 	return runErr
+}
+
+// pullLoop is -stdout's reading loop, on the consumer's pull API: the items
+// in sequence order (verified, the ones behind by the other workers), each
+// handled (written, and listed in the manifest) and then released. It
+// returns nil at the end of the stream, which Next has then reported
+// drained.
+func pullLoop(ctx context.Context, c *consumer.Consumer, h consumer.Handler) error {
+	for {
+		it, err := c.Next(ctx)
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := h(it.Seq, it.Data); err != nil {
+			return fmt.Errorf("handler for item %d: %w", it.Seq, err)
+		}
+		if err := it.Release(); err != nil {
+			return err
+		}
+	}
 }
