@@ -114,10 +114,11 @@ type Consumer struct {
 	lastRelease            atomic.Int64
 	firstReserve           atomic.Int64 // the producer's first Reserve (AppFirstReserve), read at the first release
 
-	items0      uint64    // the ring's released-items counter at attach
-	opened      time.Time // when Open began, for the first-producer wait
-	producerGen uint64    // the producer claim generation at attach: a change means a producer came
-	fastWait    bool      // the producer was present at the last judgement: sleep armed, without a watch
+	items0      uint64        // the ring's released-items counter at attach
+	opened      time.Time     // when Open began, for the first-producer wait
+	producerGen uint64        // the producer claim generation at attach: a change means a producer came
+	fastWait    bool          // the producer was present at the last judgement: sleep armed, without a watch
+	judgedID    ring.Identity // the producer's claim in the header at that judgement
 	drained     bool
 
 	statsMu      sync.Mutex    // orders Stats' look at the header with Close's detach

@@ -73,11 +73,16 @@ func (c *Consumer) waitItems(ctx context.Context, items ringobj.Bell) error {
 	stallSince := time.Now()
 	for !ready() {
 		if c.fastWait {
+			// A change of the producer's claim in the header since the
+			// judgement (a producer that removes the ring gives its claim
+			// up, then rings) wakes the sleep too, like a change the
+			// monitor sees.
+			id := c.judgedID
 			f := c.watch.Arm(true)
 			err := items.SleepArmed(func() bool {
-				return ready() || c.watch.Fired() != f || ctx.Err() != nil
+				return ready() || c.watch.Fired() != f || ctx.Err() != nil || c.ring.ProducerID() != id
 			})
-			changed := c.watch.Fired() != f
+			changed := c.watch.Fired() != f || c.ring.ProducerID() != id
 			c.watch.Disarm()
 			if err != nil {
 				return err
@@ -127,6 +132,18 @@ func (c *Consumer) waitItems(ctx context.Context, items ringobj.Bell) error {
 			}
 		default:
 			goneSince = time.Time{}
+			// The claim is read before the segment: a producer removes the
+			// segment before it gives its claim up, so a claim given up
+			// after this read is seen by the sleep, and one given up before
+			// it comes with the segment's removal, seen here.
+			c.judgedID = c.ring.ProducerID()
+			// A live producer role on a ring whose segment was removed is
+			// a new producer's, on a new segment this consumer never sees
+			// (its producer closed without ending the stream): waiting
+			// for it would wait for ever, and it for us.
+			if c.segmentRemoved() {
+				return errProducerGone{what: "removed the ring without ending its stream"}
+			}
 			if c.opt.StallTimeout > 0 {
 				limit = stallSince.Add(c.opt.StallTimeout)
 				if !now.Before(limit) {
@@ -213,4 +230,12 @@ func (c *Consumer) removeIfProducerGone() bool {
 	_ = ringobj.UnlinkSems(c.names)
 	_, _ = c.lock.RemoveLocked()
 	return true
+}
+
+// segmentRemoved reports whether the segment this consumer attached is
+// marked for removal (SHM_DEST): its producer removed the ring. A failed
+// look says no: the other checks go on.
+func (c *Consumer) segmentRemoved() bool {
+	info, err := c.seg.Stat()
+	return err == nil && info.Removed
 }

@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"time"
 
 	"github.com/shmpc/shmpc/internal/internalhook"
 	"github.com/shmpc/shmpc/internal/lockfile"
 	"github.com/shmpc/shmpc/internal/ringobj"
+	"github.com/shmpc/shmpc/ring"
 )
 
 // End ends the stream at the current head, waits until the consumer has
@@ -110,6 +112,19 @@ func (p *Producer) remove() error {
 	if p.seg != nil {
 		if err := p.seg.Remove(); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			errs = append(errs, err)
+		}
+		if !drained && p.ring != nil && p.sems != nil {
+			// A consumer asleep on the ring must learn that its segment
+			// is gone and the stream unfinished: else only this process's
+			// death would wake it, and a producer that goes on living, or
+			// a successor that takes the role at once, never looks dead.
+			// Giving the claim up in the header is what its sleep looks at
+			// (a store it sees even if it is not asleep yet); the ring
+			// wakes it if it is.
+			if id := p.ring.ProducerID(); id.PID == uint32(os.Getpid()) {
+				p.ring.SetProducerID(ring.Identity{Gen: id.Gen})
+			}
+			_ = p.toConsumer.Ring()
 		}
 		p.statsMu.Lock()
 		if p.ring != nil {
