@@ -213,6 +213,17 @@ static int remove_ring(shmpc_producer *p) {
     if (p->have_seg) {
         if ((r = shmpc_seg_remove(&p->seg)) != 0 && rc == 0)
             rc = r;
+        if (p->have_ring && p->have_sems && !was_drained) {
+            /* A consumer asleep on the ring must learn that its segment is
+             * gone with the stream unfinished (docs/protocol.md, "Claim
+             * identities"): give the claim up (pid 0, same gen), then ring. */
+            struct shmpc_ident id = shmpc_ident_load(&p->ring.h->producer);
+            if (id.pid == (uint32_t)getpid()) {
+                struct shmpc_ident none = {.pid = 0, .start = 0, .gen = id.gen};
+                shmpc_ident_store(&p->ring.h->producer, &none);
+            }
+            (void)shmpc_bell_ring(&p->to_consumer);
+        }
         shmpc_seg_detach(&p->seg);
         p->have_seg = false;
     }
