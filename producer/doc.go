@@ -54,9 +54,12 @@
 //     read straight into the slot (zero copy), and each piece is checksummed while
 //     it is still in the cache, so the slot is never read back. `shmpc run` works
 //     this way, generating each item in the slot with a kernel that checksums what
-//     it writes: 9.1 GiB/s, 0.55x memcpy. Copying a buffer in this way (copy a
-//     64 KiB piece, then UpdateCRC of it) measured 5.4 GiB/s, 0.33x: a buffer that
-//     exists already goes faster through Send. See the example of CommitCRC.
+//     it writes: 9.1 GiB/s, 0.55x memcpy. An item assembled from pieces that exist
+//     elsewhere (a header, then a body) is copied in with ring.CopyUpdateCRC, which
+//     copies and checksums each piece in one pass with the running checksum: 64 KiB
+//     pieces so measured 9.7 GiB/s against 9.1 for the payload path in the same runs
+//     (BENCHMARKS.md 2c), where copy then UpdateCRC of each piece measured 5.2. See
+//     the example of CommitCRC.
 //   - Reserve, write into Slot.Buf, Commit(n): the simplest zero-copy path. Commit
 //     checksums the slot by reading it back from memory, a second pass: 5.3 GiB/s,
 //     0.32x memcpy, the slowest for large items. It also checksums whatever the slot

@@ -60,6 +60,16 @@ func CopyCRC(dst, src []byte) uint32 {
 	return crc32c.CopyUpdate(0, dst, src[:n])
 }
 
+// CopyUpdateCRC copies src into dst, as copy does (min(len(dst), len(src)) bytes), and
+// returns the CRC32C of the bytes whose checksum is crc followed by the bytes copied: the
+// running checksum of an item assembled in a slot from several pieces (a header, then a
+// body, ...), each copied and checksummed in one pass as CopyCRC does, so the slot is
+// never read back. Start from 0 and pass the result to CommitCRC.
+func CopyUpdateCRC(crc uint32, dst, src []byte) uint32 {
+	n := min(len(dst), len(src))
+	return crc32c.CopyUpdate(crc, dst, src[:n])
+}
+
 // copyCRCDst is the consumer's copying mode: it copies src (a shared slot) into dst and
 // returns the checksum of what it wrote into dst, the private copy
 // (internal/crc32c.CopyUpdateDst: one pass with the fused kernel), so the checksum

@@ -14,7 +14,8 @@ import (
 	"pgregory.net/rapid"
 )
 
-// TestCRCMatchesHashCRC32: CRC, UpdateCRC, CopyCRC and copyCRCDst compute
+// TestCRCMatchesHashCRC32: CRC, UpdateCRC, CopyCRC, CopyUpdateCRC (in random
+// pieces) and copyCRCDst compute
 // what hash/crc32 computes with the Castagnoli table, on random lengths
 // (across CopyCRC's pieces), alignments and split points.
 func TestCRCMatchesHashCRC32(t *testing.T) {
@@ -40,6 +41,18 @@ func TestCRCMatchesHashCRC32(t *testing.T) {
 		clear(dst)
 		if got := copyCRCDst(dst, src); got != want || !bytes.Equal(dst[:n], src) {
 			t.Fatalf("copyCRCDst of %d bytes = %#08x (copy ok %v), want %#08x", n, got, bytes.Equal(dst[:n], src), want)
+		}
+		// The item assembled from pieces with CopyUpdateCRC: the running
+		// checksum of the whole, and the whole copied.
+		clear(dst)
+		var crc uint32
+		for at := 0; at < n; {
+			k := min(n-at, rapid.IntRange(1, max(1, n/3+1)).Draw(t, "piece"))
+			crc = CopyUpdateCRC(crc, dst[at:], src[at:at+k])
+			at += k
+		}
+		if crc != want || !bytes.Equal(dst[:n], src) {
+			t.Fatalf("CopyUpdateCRC in pieces of %d bytes = %#08x (copy ok %v), want %#08x", n, crc, bytes.Equal(dst[:n], src), want)
 		}
 	})
 }

@@ -32,7 +32,7 @@ var apiPaths = []string{
 	"payload",     // generated in the slot by the fused kernel: shmpc run's path, no copy
 	"send",        // Send(buf): copy and CRC of the source
 	"copy-commit", // Reserve, copy(slot, buf), Commit: the CRC reads the slot back
-	"pieces",      // Reserve, copy 64 KiB pieces, UpdateCRC of each source piece, CommitCRC
+	"pieces",      // Reserve, 64 KiB pieces each copied and checksummed by ring.CopyUpdateCRC, CommitCRC
 }
 
 // apiRow is one item size of the api section.

@@ -390,8 +390,7 @@ func apiSend(ctx context.Context, p *producer.Producer, buf []byte, mode string)
 		var crc uint32
 		for off := 0; off < len(buf); off += apiPiece {
 			end := min(off+apiPiece, len(buf))
-			copy(s.Buf[off:end], buf[off:end])
-			crc = ring.UpdateCRC(crc, buf[off:end])
+			crc = ring.CopyUpdateCRC(crc, s.Buf[off:end], buf[off:end])
 		}
 		return p.CommitCRC(len(buf), crc)
 	}
