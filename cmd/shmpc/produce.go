@@ -126,11 +126,15 @@ func cmdProduce(args []string, stderr io.Writer) error {
 	var runErr error
 	if *stdin {
 		// An idle pipe must not keep SIGINT/SIGTERM waiting in read(2).
-		in, restore, err := interruptibleStdin(ctx, os.Stdin)
-		if runErr = err; err == nil {
-			runErr = produceStdin(ctx, p, in, &sum)
+		// A regular file is mapped, not read: one copy instead of two.
+		handled, err := produceMapped(ctx, p, os.Stdin, &sum)
+		if runErr = err; !handled {
+			in, restore, err := interruptibleStdin(ctx, os.Stdin)
+			if runErr = err; err == nil {
+				runErr = produceStdin(ctx, p, in, &sum)
+			}
+			restore()
 		}
-		restore()
 	} else {
 		runErr = producePattern(ctx, p, items, total, uint64(slotSize), &sum)
 	}
