@@ -7,6 +7,7 @@
 //	shmpc consume  read, verify and process items from the ring NAME
 //	shmpc ls       list every ring on the machine, with live counters (-watch D: rates, redrawn)
 //	shmpc gc       remove rings whose owners are all dead
+//	shmpc bridge   send|recv a ring's stream through NATS JetStream (runs shmpc-bridge)
 //
 // Exit status: 0 ok; 1 error; 2 usage; 3 peer lost; 4 integrity error.
 // When several apply the higher number wins.
@@ -42,6 +43,7 @@ commands:
   ls        list every ring on the machine, with live counters (-watch D: rates, redrawn)
   gc        remove rings whose owners are all dead
   bench     the benchmark matrix
+  bridge    send|recv: a ring's stream across hosts through NATS JetStream (runs shmpc-bridge)
   version   module version, VCS revision, Go version, CRC32C and payload kernels
 
 Run 'shmpc <command> -h' for a command's flags.
@@ -83,6 +85,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdBench(rest, stdout, stderr)
 	case "version":
 		err = cmdVersion(rest, stdout, stderr)
+	case "bridge":
+		err = cmdBridge(rest)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return exitOK

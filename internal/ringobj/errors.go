@@ -24,6 +24,10 @@ var (
 const (
 	AppFirstReserve = 0 // Unix ns of the stream's first reserve (producer)
 	AppLastRelease  = 1 // Unix ns of the latest release (consumer)
+	// AppBridgeStream is taken by the bridge module (bridge.AppWordStream):
+	// the random key of the stream a bridge carries, so that its successors
+	// on either side carry on the same stream. Nothing else may use it.
+	AppBridgeStream = 7
 )
 
 // ClosedError is the ErrClosed of the producer and consumer packages: it

@@ -1,0 +1,342 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/shmpc/shmpc/producer"
+	"github.com/shmpc/shmpc/ring"
+)
+
+// DefaultAckWait is the acknowledgement wait of the durable consumer a
+// Receiver creates: how long a message it holds (while the local ring is full)
+// stays with it before JetStream delivers it again (a copy it then drops).
+const DefaultAckWait = 5 * time.Minute
+
+// maxHeld bounds the messages a Receiver holds ahead of the piece it needs.
+const maxHeld = 4096
+
+// ReceiverOptions configure a Receiver.
+type ReceiverOptions struct {
+	// Subject is the JetStream subject the Sender publishes to (required).
+	Subject string
+	// Stream is the JetStream stream's name (StreamName(Subject) when empty).
+	Stream string
+	// Durable is the name of the durable JetStream consumer, which keeps
+	// the Receiver's place in the stream (DurableName(ring) when empty).
+	Durable string
+	// Duplicates is the stream's duplicate window (see EnsureStream).
+	Duplicates time.Duration
+	// Producer configures the producer of the local ring. Slots and
+	// SlotSize 0 take the source ring's geometry (carried in the messages);
+	// StreamItems 0 takes the source's.
+	Producer producer.Options
+}
+
+// ReceiverStats are what a Receiver committed.
+type ReceiverStats struct {
+	Items   uint64 // items committed into the local ring by this Receiver
+	Bytes   uint64
+	Dropped uint64 // messages of items the ring already held (a predecessor's, or delivered twice)
+	Ignored uint64 // messages without valid bridge headers, or of another stream
+}
+
+// Receiver is a durable JetStream consumer that produces the items of a
+// Sender's stream into a local ring. NewReceiver returns one; Run carries the
+// stream to its end; Close gives up the local ring. A Receiver is used by one
+// goroutine.
+type Receiver struct {
+	name  string
+	popt  producer.Options
+	cons  jetstream.Consumer
+	p     *producer.Producer
+	key   uint64 // the accepted stream's key (0: none yet)
+	next  uint64 // the next item to commit
+	items uint64 // the stream's item count, when known
+
+	// the item being assembled
+	slot  ring.Slot
+	cur   piece
+	have  int // pieces copied
+	off   int
+	crc   uint32
+	acks  []jetstream.Msg             // messages to acknowledge once the item is committed
+	held  map[[2]uint64]jetstream.Msg // pieces ahead of the one needed, by (seq, index+1; 0 for the end)
+	later []jetstream.Msg             // copies of held pieces, acknowledged at the end
+
+	stats ReceiverStats
+}
+
+// DurableName is the durable consumer's name for ring name when none is
+// given: "shmpc-bridge-" and the NAME with '.' replaced by '_'.
+func DurableName(name string) string {
+	b := []byte("shmpc-bridge-" + name)
+	for i, c := range b {
+		if c == '.' {
+			b[i] = '_'
+		}
+	}
+	return string(b)
+}
+
+// NewReceiver checks (or creates) the JetStream stream on nc and (re)creates
+// the durable consumer at the first message it has not acknowledged. The local
+// ring is opened (created or resumed) at the first message. The connection
+// stays the caller's.
+func NewReceiver(ctx context.Context, nc *nats.Conn, name string, opt ReceiverOptions) (*Receiver, error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("bridge recv: %w", err)
+	}
+	st, err := EnsureStream(ctx, js, opt.Stream, opt.Subject, opt.Duplicates)
+	if err != nil {
+		return nil, fmt.Errorf("bridge recv: %w", err)
+	}
+	durable := opt.Durable
+	if durable == "" {
+		durable = DurableName(name)
+	}
+	cfg := jetstream.ConsumerConfig{
+		Durable: durable, FilterSubject: opt.Subject, AckPolicy: jetstream.AckExplicitPolicy,
+		AckWait: DefaultAckWait, MaxAckPending: 20000, DeliverPolicy: jetstream.DeliverAllPolicy,
+	}
+	// A durable consumer that exists holds messages a dead Receiver had and
+	// would deliver them again only after the ack wait: start it again at
+	// the first message not acknowledged instead, in stream order.
+	old, err := st.Consumer(ctx, durable)
+	switch {
+	case err == nil:
+		floor := old.CachedInfo().AckFloor.Stream
+		if err := st.DeleteConsumer(ctx, durable); err != nil {
+			return nil, fmt.Errorf("bridge recv: restart consumer %s: %w", durable, err)
+		}
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, floor+1
+	case !errors.Is(err, jetstream.ErrConsumerNotFound):
+		return nil, fmt.Errorf("bridge recv: consumer %s: %w", durable, err)
+	}
+	cons, err := st.CreateConsumer(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("bridge recv: create consumer %s: %w", durable, err)
+	}
+	return &Receiver{name: name, popt: opt.Producer, cons: cons, held: map[[2]uint64]jetstream.Msg{}}, nil
+}
+
+// Stats returns what was committed so far; call it from Run's goroutine or
+// after Run.
+func (r *Receiver) Stats() ReceiverStats { return r.stats }
+
+// Run produces the stream into the local ring until the source's stream ended
+// and the local ring's consumer drained it (then it returns nil and the ring
+// is gone), an item fails its CRC32C (ErrIntegrity), the messages contradict
+// each other (ErrProtocol), the local consumer is lost (producer.ErrPeerLost),
+// or ctx ends. An error leaves the local ring in place (until Close) with
+// every item committed so far.
+func (r *Receiver) Run(ctx context.Context) error {
+	it, err := r.cons.Messages(jetstream.PullMaxMessagesWithBytesLimit(1000, 32<<20))
+	if err != nil {
+		return fmt.Errorf("bridge recv: %w", err)
+	}
+	defer it.Stop()
+	for {
+		m, err := it.Next(jetstream.NextContext(ctx))
+		if err != nil {
+			if ctx.Err() != nil {
+				err = ctx.Err()
+			}
+			return fmt.Errorf("bridge recv: %w", err)
+		}
+		done, err := r.handle(ctx, m)
+		if err != nil {
+			return err
+		}
+		if done {
+			return r.finish(ctx)
+		}
+	}
+}
+
+// handle takes one message; done reports the end of the stream.
+func (r *Receiver) handle(ctx context.Context, m jetstream.Msg) (done bool, err error) {
+	pc, err := parsePiece(m.Headers(), len(m.Data()))
+	if err != nil {
+		r.stats.Ignored++
+		return false, ack(m)
+	}
+	if r.p == nil {
+		if err := r.open(ctx, pc); err != nil {
+			return false, err
+		}
+		if r.p.Ended() || (r.items > 0 && r.next == r.items) {
+			r.acks = append(r.acks, m)
+			return true, nil
+		}
+	}
+	if r.key == 0 {
+		if !(pc.seq == r.next && (pc.end || pc.index == 0)) {
+			r.stats.Ignored++ // not the start of a stream this ring can take
+			return false, ack(m)
+		}
+		r.key = pc.key
+		r.p.Ring().AppWord(AppWordStream).Store(pc.key)
+	}
+	if pc.key != r.key {
+		r.stats.Ignored++
+		return false, ack(m)
+	}
+	if pc.items > 0 {
+		r.items = pc.items
+	}
+	if pc.seq < r.next || (pc.seq == r.next && !pc.end && pc.index < r.have) {
+		r.stats.Dropped++
+		if pc.seq < r.next {
+			return false, ack(m)
+		}
+		r.acks = append(r.acks, m) // a copy of a piece of the item being assembled
+		return false, nil
+	}
+	k := keyOf(pc)
+	if _, dup := r.held[k]; dup {
+		r.stats.Dropped++
+		r.later = append(r.later, m)
+		return false, nil
+	}
+	if len(r.held) >= maxHeld {
+		return false, fmt.Errorf("%w: item %d piece %d never came (%d messages behind it): the stream lost it; start again from the source", ErrProtocol, r.next, r.have, len(r.held))
+	}
+	r.held[k] = m
+	for {
+		k := [2]uint64{r.next, uint64(r.have) + 1}
+		if r.have == 0 {
+			if m, ok := r.held[[2]uint64{r.next, 0}]; ok { // the end
+				delete(r.held, [2]uint64{r.next, 0})
+				r.acks = append(r.acks, m)
+				return true, nil
+			}
+		}
+		m, ok := r.held[k]
+		if !ok {
+			break
+		}
+		delete(r.held, k)
+		pc, _ := parsePiece(m.Headers(), len(m.Data()))
+		if err := r.apply(ctx, pc, m); err != nil {
+			return false, err
+		}
+		if r.items > 0 && r.next == r.items && r.have == 0 {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// keyOf is a piece's key in held.
+func keyOf(pc piece) [2]uint64 {
+	if pc.end {
+		return [2]uint64{pc.seq, 0}
+	}
+	return [2]uint64{pc.seq, uint64(pc.index) + 1}
+}
+
+// open creates or resumes the local ring with the geometry of the options or
+// else the source's (from pc).
+func (r *Receiver) open(ctx context.Context, pc piece) error {
+	o := r.popt
+	if o.Slots == 0 && o.SlotSize == 0 && pc.slotSz > 0 {
+		o.Slots, o.SlotSize = pc.slots, pc.slotSz
+	}
+	if o.StreamItems == 0 {
+		o.StreamItems = pc.items
+	}
+	p, err := producer.Open(ctx, r.name, o)
+	if err != nil {
+		return fmt.Errorf("bridge recv: %w", err)
+	}
+	r.p = p
+	r.next = p.Next()
+	r.key = p.Ring().AppWord(AppWordStream).Load()
+	r.items = p.Ring().StreamItems()
+	return nil
+}
+
+// apply copies the next piece of the item being assembled into its slot, and
+// commits the item after its last piece.
+func (r *Receiver) apply(ctx context.Context, pc piece, m jetstream.Msg) error {
+	data := m.Data()
+	if r.have == 0 {
+		if pc.length > r.p.Ring().SlotSize() {
+			return fmt.Errorf("bridge recv: item %d is %d bytes, the ring's slots %d: recv with a larger -slot-size on a new ring", pc.seq, pc.length, r.p.Ring().SlotSize())
+		}
+		slot, err := r.p.Reserve(ctx)
+		if err != nil {
+			return fmt.Errorf("bridge recv: item %d: %w", pc.seq, err)
+		}
+		r.slot, r.cur, r.off, r.crc = slot, pc, 0, 0
+	} else if pc.length != r.cur.length || pc.crc != r.cur.crc || pc.count != r.cur.count {
+		return fmt.Errorf("%w: item %d piece %d says %d bytes, crc32c %d in %d pieces, piece 0 said %d, %d, %d", ErrIntegrity, pc.seq, pc.index, pc.length, pc.crc, pc.count, r.cur.length, r.cur.crc, r.cur.count)
+	}
+	if pc.offset != r.off {
+		return fmt.Errorf("%w: item %d piece %d at offset %d, expected %d", ErrIntegrity, pc.seq, pc.index, pc.offset, r.off)
+	}
+	r.crc = ring.CopyUpdateCRC(r.crc, r.slot.Buf[r.off:r.off+len(data)], data)
+	r.off += len(data)
+	r.have++
+	r.acks = append(r.acks, m)
+	if r.have < r.cur.count {
+		return nil
+	}
+	if r.off != r.cur.length || r.crc != r.cur.crc {
+		return fmt.Errorf("%w: item %d reassembled (%d bytes) has crc32c %#08x, the source's is %#08x: not delivered", ErrIntegrity, pc.seq, r.off, r.crc, r.cur.crc)
+	}
+	if err := r.p.CommitCRC(r.off, r.crc); err != nil {
+		return fmt.Errorf("bridge recv: commit item %d: %w", pc.seq, err)
+	}
+	r.stats.Items++
+	r.stats.Bytes += uint64(r.off)
+	r.next++
+	r.have = 0
+	return r.ackAll()
+}
+
+// ackAll acknowledges the messages of the items committed.
+func (r *Receiver) ackAll() error {
+	var errs []error
+	for _, m := range r.acks {
+		errs = append(errs, ack(m))
+	}
+	r.acks = r.acks[:0]
+	return errors.Join(errs...)
+}
+
+// ack acknowledges m. Its error is not one: a lost acknowledgement only
+// costs a copy of m after a restart, which is dropped then.
+func ack(m jetstream.Msg) error {
+	_ = m.Ack()
+	return nil
+}
+
+// finish ends the local ring's stream, waits for its consumer to drain it
+// (the ring is then removed) and acknowledges the rest.
+func (r *Receiver) finish(ctx context.Context) error {
+	if err := r.p.End(ctx); err != nil {
+		return fmt.Errorf("bridge recv: end the ring: %w", err)
+	}
+	r.acks = append(r.acks, r.later...)
+	for _, m := range r.held {
+		r.acks = append(r.acks, m)
+	}
+	return r.ackAll()
+}
+
+// Close gives up the local ring: unless Run ended it, the ring is removed
+// and its consumer finds its producer gone. To leave the ring to a successor
+// Receiver, exit without Close (as a crash would).
+func (r *Receiver) Close() error {
+	if r.p == nil {
+		return nil
+	}
+	return r.p.Close()
+}
