@@ -252,7 +252,9 @@ func (m *segMachine) check(t *rapid.T) {
 			t.Fatalf("segment %d missing from List", seg.id)
 		case in.Key != wantKey || in.Size != int64(seg.size) || in.Attached != len(seg.maps) ||
 			in.Removed != seg.removed || in.Mode != seg.perm || in.CreatorPID != os.Getpid():
-			t.Fatalf("List says %+v, model %+v with %d mappings", in, seg, len(seg.maps))
+			t.Fatalf("List says key %#x size %d attached %d removed %v mode %v creator %d; the model: key %#x size %d mappings %d removed %v perm %v, our pid %d (segment id %d)",
+				in.Key, in.Size, in.Attached, in.Removed, in.Mode, in.CreatorPID,
+				wantKey, seg.size, len(seg.maps), seg.removed, seg.perm, os.Getpid(), seg.id)
 		case in.HugeKnown && in.Huge != seg.huge:
 			t.Fatalf("List infers huge=%v for a huge=%v segment: %+v", in.Huge, seg.huge, in)
 		}
