@@ -31,7 +31,9 @@ fuzz:
 	done
 
 # e2e runs the fault-injection suite as root: it reserves huge pages (flock +
-# add), runs 504 trials in both page modes, prints the table and gives the
+# add), runs 504 trials in both page modes with the Go command in both roles
+# and 144 with mixed pairs (shmpc-c, built with make c into its temporary
+# directory, as producer, consumer or both), prints the table and gives the
 # pages back, also on failure or interrupt.
 e2e:
 	./e2e/run.sh

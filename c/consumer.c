@@ -111,6 +111,21 @@ static bool items_ready(void *arg) {
     return (atomic_load_explicit(&c->ring.h->end, SEQ) & SHMPC_ENDED_BIT) != 0;
 }
 
+/* producer_changed reports whether the producer's identity in the header
+ * differs from the one read when the producer was last judged present. */
+static bool producer_changed(shmpc_consumer *c) {
+    struct shmpc_ident id = shmpc_ident_load(&c->ring.h->producer);
+    return id.pid != c->judged.pid || id.start != c->judged.start || id.gen != c->judged.gen;
+}
+
+/* items_or_change is the armed sleep's condition: an item, the end, or a
+ * change of the producer's claim (a producer that removes the ring gives
+ * its claim up, then rings: docs/protocol.md "Claim identities"). */
+static bool items_or_change(void *arg) {
+    shmpc_consumer *c = arg;
+    return items_ready(c) || producer_changed(c);
+}
+
 /* wait_items sleeps until an item is published or the stream ends. While
  * the producer is present the wait has no bound; once it is gone, a new
  * producer has the peer timeout to come (docs/failures.md). */
@@ -121,9 +136,9 @@ static int wait_items(shmpc_consumer *c, struct shmpc_waiter *w) {
     while (!items_ready(c)) {
         int rc;
         if (c->fast) {
-            if ((rc = shmpc_sleep(w, &c->items, NULL, items_ready, c, 0, true, &fired)) != 0)
+            if ((rc = shmpc_sleep(w, &c->items, NULL, items_or_change, c, 0, true, &fired)) != 0)
                 return rc;
-            if (fired)
+            if (fired || producer_changed(c))
                 c->fast = false; /* judge the change (after looking at the ring) */
             continue;
         }
@@ -155,6 +170,17 @@ static int wait_items(shmpc_consumer *c, struct shmpc_waiter *w) {
                 return producer_gone(c, "is gone");
         } else {
             gone_since = 0;
+            /* The identity before the segment: a producer removes the
+             * segment before it gives its claim up, so a claim given up after
+             * this read is seen by the armed sleep, and one given up before
+             * it comes with the segment's removal, seen here. */
+            c->judged = shmpc_ident_load(&c->ring.h->producer);
+            /* A live producer role on a ring whose segment was removed is a
+             * new producer's, on a new segment we never see (ours closed
+             * without ending the stream): waiting for it would wait for
+             * ever, and it for us. */
+            if (shmpc_seg_marked_removed(&c->seg))
+                return producer_gone(c, "removed the ring without ending its stream");
             if (c->opt.stall_timeout_ns > 0) {
                 limit = stall_since + c->opt.stall_timeout_ns;
                 if (now >= limit) {

@@ -281,6 +281,10 @@ int shmpc_seg_create(struct shmpc_segment *s, int key, uint64_t size, int huge_p
 /* SHMPC_ENORING when the id vanished in between. */
 int shmpc_seg_attach(struct shmpc_segment *s, const struct shmpc_seg_info *info);
 int shmpc_seg_remove(struct shmpc_segment *s);
+/* shmpc_seg_marked_removed reports whether s (attached, by its id) is marked
+ * for removal (SHM_DEST in IPC_STAT): its producer removed the ring. A
+ * failed look says no: the other checks go on. */
+bool shmpc_seg_marked_removed(const struct shmpc_segment *s);
 void shmpc_seg_detach(struct shmpc_segment *s);
 void shmpc_seg_pretouch(struct shmpc_segment *s);
 
@@ -373,6 +377,7 @@ struct shmpc_consumer {
     uint64_t producer_gen; /* the producer's claim generation at attach */
     bool seen;             /* the producer's role was held at some look */
     bool fast;             /* the producer was present at the last judgement */
+    struct shmpc_ident judged; /* the producer's identity read at that judgement */
     bool eof, drained;
     int err;               /* sticky: the error that stopped the stream */
     char errmsg[768];

@@ -408,6 +408,13 @@ int shmpc_seg_remove(struct shmpc_segment *s) {
     return 0;
 }
 
+bool shmpc_seg_marked_removed(const struct shmpc_segment *s) {
+    struct shmid_ds ds;
+    if (s->id < 0 || shmctl(s->id, IPC_STAT, &ds) != 0)
+        return false;
+    return (ds.shm_perm.mode & SHM_DEST) != 0;
+}
+
 void shmpc_seg_detach(struct shmpc_segment *s) {
     if (s->mem != NULL)
         shmdt(s->mem);

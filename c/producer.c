@@ -9,12 +9,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "hook.h"
 #include "internal.h"
 
 #define SEQ memory_order_seq_cst
 #define RLX memory_order_relaxed
 #define FIRST_CONSUMER_LOOK_NS (100 * INT64_C(1000000))
 #define REMOVE_LOCK_WAIT_NS INT64_C(1000000000)
+
+void (*shmpc_hook_producer_ended)(const char *ring);
+void (*shmpc_hook_producer_drained)(const char *ring);
 
 /* peer_lost is the error of a producer whose consumer is gone: what
  * happened, how many items were delivered and how many are lost. */
@@ -261,11 +265,15 @@ int shmpc_end(shmpc_producer *p) {
         return shmpc_seterr(rc, "end stream: %s", shmpc_last_error());
     if ((rc = shmpc_bell_ring(&p->to_consumer)) != 0)
         return rc;
+    if (shmpc_hook_producer_ended != NULL)
+        shmpc_hook_producer_ended(p->names.ring);
     /* The consumer posts `shutdown` once after it set drained; the word is
      * the truth, the post only wakes us. A stop does not cut this short. */
     struct shmpc_waiter w = {.mon = &p->mon, .stop = NULL, .honor_stop = false, .deadline = 0};
     if ((rc = wait_consumer(p, &w, false)) != 0)
         return shmpc_seterr(rc, "wait for the consumer to drain %s: %s", p->names.ring, shmpc_last_error());
+    if (shmpc_hook_producer_drained != NULL)
+        shmpc_hook_producer_drained(p->names.ring);
     return remove_ring(p);
 }
 

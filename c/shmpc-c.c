@@ -8,7 +8,17 @@
  *   shmpc-c consume -name NAME [-stdout] [-manifest FILE] [-wait D]
  *           [-peer-timeout D] [-stall-timeout D]
  *
- * Exit status: 0 ok, 1 error, 2 usage, 3 peer lost, 4 integrity error. */
+ * Exit status: 0 ok, 1 error, 2 usage, 3 peer lost, 4 integrity error.
+ *
+ * SHMPC_FAULT, as the Go command's (cmd/shmpc/fault.go), stops the process
+ * at a point for a test to kill it there: "POINT" or "POINT:N" prints
+ * "shmpc-c: fault POINT N" on stderr and hangs until killed, or misbehaves:
+ *   produce-in-slot:N     half of item N written into its slot, not committed
+ *   produce-after:N       N items committed, before item N is reserved
+ *   produce-corrupt:N     flip a byte of item N in its slot after its CRC
+ *   produce-ended         the end of the stream marked, before the drain
+ *   produce-before-cleanup  the stream drained, before the ring is removed
+ *   consume-in-handler:N  item N acquired, before its manifest line and release */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -24,6 +34,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "hook.h"
 #include "payload.h"
 #include "shmpc.h"
 
@@ -48,6 +59,45 @@ static void catch_signals(void) {
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+}
+
+/* The fault-injection point of SHMPC_FAULT (see the top of this file). */
+static struct {
+    bool on;
+    char point[48];
+    uint64_t n;
+} fault;
+
+static void fault_from_env(void) {
+    const char *v = getenv("SHMPC_FAULT");
+    if (v == NULL || v[0] == 0)
+        return;
+    const char *colon = strchr(v, ':');
+    size_t len = colon != NULL ? (size_t)(colon - v) : strlen(v);
+    if (len >= sizeof fault.point)
+        return; /* no such point */
+    memcpy(fault.point, v, len);
+    fault.point[len] = 0;
+    fault.n = colon != NULL ? strtoull(colon + 1, NULL, 10) : 0;
+    fault.on = true;
+}
+
+/* fault_at reports whether the hook is set for point at item seq. */
+static bool fault_at(const char *point, uint64_t seq) {
+    return fault.on && fault.n == seq && strcmp(fault.point, point) == 0;
+}
+
+/* fault_hang announces the point on stderr and blocks until the process is
+ * killed (a caught signal only ends one pause). */
+static void fault_hang(void) {
+    fprintf(stderr, "shmpc-c: fault %s %" PRIu64 "\n", fault.point, fault.n);
+    for (;;)
+        pause();
+}
+
+static void fault_hook(const char *ring) {
+    (void)ring;
+    fault_hang();
 }
 
 static void note(void *arg, const char *msg) {
@@ -134,6 +184,8 @@ static int produce_pattern(shmpc_producer *p, uint64_t items, uint64_t total, ui
     if (shmpc_producer_ended(p))
         return 0; /* a resumed ring whose stream ended: End waits for the drain */
     for (uint64_t seq = shmpc_producer_next(p); seq < items; seq++) {
+        if (fault_at("produce-after", seq))
+            fault_hang();
         uint64_t n = slot_size;
         if (seq == items - 1 && total % slot_size != 0)
             n = total % slot_size;
@@ -141,7 +193,13 @@ static int produce_pattern(shmpc_producer *p, uint64_t items, uint64_t total, ui
         int rc = shmpc_reserve(p, &s);
         if (rc != 0)
             return rc;
+        if (fault_at("produce-in-slot", seq)) {
+            shmpc_payload_fill(s.buf, n / 2, seq);
+            fault_hang();
+        }
         uint32_t crc = shmpc_payload_fill(s.buf, n, seq); /* checksums the generated data, not the slot */
+        if (fault_at("produce-corrupt", seq))
+            ((uint8_t *)s.buf)[n / 2] ^= 0x40;
         if ((rc = shmpc_commit_crc(p, n, crc)) != 0)
             return rc;
         (*sent)++;
@@ -263,6 +321,11 @@ static int cmd_produce(int argc, char **argv) {
 
     catch_signals();
     warn_rmid_forced();
+    fault_from_env();
+    if (fault_at("produce-ended", 0))
+        shmpc_hook_producer_ended = fault_hook;
+    if (fault_at("produce-before-cleanup", 0))
+        shmpc_hook_producer_drained = fault_hook;
     struct shmpc_producer_opts opt = {
         .slots = flags[4].set ? (uint64_t)slots : 0,
         .slot_size = flags[5].set ? (uint64_t)slot_size : 0,
@@ -404,6 +467,7 @@ static int cmd_consume(int argc, char **argv) {
     uint64_t items = 0, nbytes = 0;
     int64_t last_release = 0;
     char msg[1024] = "";
+    fault_from_env();
     for (;;) {
         struct shmpc_item it;
         rc = shmpc_acquire(c, &it);
@@ -415,6 +479,8 @@ static int cmd_consume(int argc, char **argv) {
             snprintf(msg, sizeof msg, "%s", shmpc_last_error());
             break;
         }
+        if (fault_at("consume-in-handler", it.seq))
+            fault_hang();
         if (manifest >= 0) {
             char line[128];
             int n = snprintf(line, sizeof line, "{\"seq\":%" PRIu64 ",\"len\":%zu,\"crc32c\":%" PRIu32 "}\n", it.seq,

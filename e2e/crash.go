@@ -534,7 +534,17 @@ func (tr *Trial) summary(p *proc) map[string]any {
 	return v
 }
 
+// summaryItems returns how many items p sent or delivered, by its summary:
+// the -json line of the Go command, the stderr line of shmpc-c (which has
+// no -json).
 func (tr *Trial) summaryItems(p *proc) uint64 {
+	if p.lang == langC {
+		n, ok := cSummaryItems(p.stderr.String())
+		if !ok {
+			tr.fatalf("%s (shmpc-c) printed no summary line: %q", p.role, clip(p.stderr.String(), 1500))
+		}
+		return n
+	}
 	v := tr.summary(p)
 	f, ok := v["items"].(float64)
 	if !ok {

@@ -78,18 +78,43 @@
 // The loop never runs a plain `gc`, which would judge the rings of trials
 // running at once and of other programs on the machine.
 //
+// # Pairs
+//
+// The scenarios of the kill, resume, scribble and signal families
+// (producer-kill, producer-kill-resume, consumer-kill, consumer-kill-resume,
+// both-kill-gc, both-kill-resume, sigterm-producer, sigterm-consumer,
+// sigstop-peer and the three scribble-* scenarios; Scenario.Mixed) also run
+// with mixed pairs: shmpc-c, the C command over the C library of c/, as
+// the producer (c/go), the consumer (go/c) or both (c/c), and in c/go and
+// go/c a process that takes a role over from one that was killed is of the
+// other language (a C producer killed inside a slot is resumed by a Go
+// producer, and the reverse; a Go consumer killed, a C consumer takes
+// over). ls and gc are the Go command's. The table has a pair column. The
+// checks are the same, with what shmpc-c offers where the Go command's
+// output is used: shmpc-c has no -json, so the item count of a summary is
+// read from its stderr summary line, and what a zero-copy shmpc-c consumer
+// delivered from the ring's tail (it delivers and releases in order, one
+// item at a time); it knows the same SHMPC_FAULT points (c/shmpc-c.c). The
+// suite passes shmpc-c only flags it knows (-json dropped, anything else
+// unknown is a bug of the suite) and checks that a mixed trial's first
+// producer and consumer ran the commands its pair names. shmpc-c is built
+// with `make c` into a temporary directory (BuildCBinary); without a C
+// compiler the mixed trials are skipped, saying so.
+//
 // # Running
 //
 // `go test ./e2e` runs, in each page mode, every scenario as many times
 // as it takes to meet each of its variants (Scenario.Variants trials, with
 // Config.Cover taking the choices of every draw in turn) from a fixed
 // seed, so the sample is the same every time and no attack or kill point
-// is left to chance; it also fails on temporary semaphore files left in
+// is left to chance, and one trial of each mixed pair of the scenarios
+// that run them; it also fails on temporary semaphore files left in
 // /dev/shm, as make e2e does (SHMPC_E2E_TRIALS, SHMPC_E2E_SEED,
-// SHMPC_E2E_SKIP, SHMPC_E2E_BIN and SHMPC_E2E_DETECT_BOUND adjust it; see
-// e2e_test.go). `make e2e` runs
+// SHMPC_E2E_SKIP, SHMPC_E2E_BIN, SHMPC_E2E_CBIN and
+// SHMPC_E2E_DETECT_BOUND adjust it; see e2e_test.go). `make e2e` runs
 // e2e/run.sh: as root, it reserves huge pages, runs 12 trials of every
-// scenario in both page modes through e2e/cmd/e2e and prints the table.
+// scenario in both page modes (go/go) and 2 of each mixed pair of the
+// scenarios that run them through e2e/cmd/e2e and prints the table.
 // Config.Short moves less data per trial (go test -short, the race
 // detector).
 //

@@ -27,6 +27,13 @@ import (
 // scenarios whose names it matches (say, one that fails for a known bug
 // while the fix is under way). Under -short or the race detector the
 // trials move less data (Config.Short).
+//
+// The scenarios that run mixed pairs (Scenario.Mixed) also run one trial
+// with each of c/go, go/c and c/c in each page mode, with shmpc-c built by
+// BuildCBinary (or SHMPC_E2E_CBIN); the six trials of a scenario take
+// different choices of its draws (Cover by trial number). Without a C
+// compiler they are skipped, saying so; with SHMPC_REQUIRE_GCC=1 (as the CI
+// sets) they fail instead.
 // sampleSeed is the sample's seed unless SHMPC_E2E_SEED gives another.
 const sampleSeed = 0x5eed5a3b1e
 
@@ -60,10 +67,27 @@ func (s suiteM) Run() int {
 		defer remove()
 		bin = b
 	}
+	cbin, noCC := os.Getenv("SHMPC_E2E_CBIN"), ""
+	if cbin == "" {
+		b, remove, why, err := BuildCBinary("")
+		switch {
+		case err != nil:
+			fmt.Fprintln(os.Stderr, "e2e:", err)
+			return 1
+		case why != "" && os.Getenv("SHMPC_REQUIRE_GCC") == "1":
+			fmt.Fprintf(os.Stderr, "e2e: %s, and SHMPC_REQUIRE_GCC=1 requires the mixed pairs to run\n", why)
+			return 1
+		case why != "":
+			noCC = why
+		default:
+			defer remove()
+			cbin = b
+		}
+	}
 	var err error
 	// The sample is deterministic: a fixed seed, and every choice of every
 	// scenario's draws taken in turn (Cover, Scenario.Variants trials).
-	suiteCfg = Config{Binary: bin, Seed: sampleSeed, DetectBound: 500 * time.Millisecond,
+	suiteCfg = Config{Binary: bin, CBinary: cbin, NoC: noCC, Seed: sampleSeed, DetectBound: 500 * time.Millisecond,
 		Short: testing.Short() || raceEnabled, Cover: true}
 	if v := os.Getenv("SHMPC_E2E_SEED"); v != "" {
 		if suiteCfg.Seed, err = strconv.ParseUint(v, 0, 64); err != nil {
@@ -177,18 +201,46 @@ func TestScenarios(t *testing.T) {
 					t.Skip(hugeSkip)
 				}
 				for i := 0; i < max(sampleTrial, s.Variants); i++ {
-					res := RunTrial(&suiteCfg, s, pm, i)
-					if res.Skipped != "" {
-						t.Skip(res.Skipped)
-					}
-					t.Logf("trial %d: %s; %d items checked, worst detection %v, %.2fs", i, res.Variant, res.Items,
-						res.Detect, res.Elapsed.Seconds())
-					if !res.OK() {
-						t.Errorf("expected: %s\n%s", s.Expect, Describe(res, suiteCfg.Seed))
-					}
+					runSampleTrial(t, Job{Scenario: s, Pages: pm, Pair: GoGo, Trial: i})
 				}
 			})
+			if !s.Mixed {
+				continue
+			}
+			for j, pair := range MixedPairs() {
+				t.Run(s.Name+"/"+string(pm)+"/"+strings.ReplaceAll(string(pair), "/", "-"), func(t *testing.T) {
+					t.Parallel()
+					if skipRE != nil && skipRE.MatchString(s.Name) {
+						t.Skipf("SHMPC_E2E_SKIP=%s", skipRE)
+					}
+					if pm == Huge && hugeSkip != "" {
+						t.Skip(hugeSkip)
+					}
+					// Trial numbers 0-2 in normal pages, 3-5 in huge: Cover
+					// takes a different choice of each draw in each.
+					i := j
+					if pm == Huge {
+						i += len(MixedPairs())
+					}
+					runSampleTrial(t, Job{Scenario: s, Pages: pm, Pair: pair, Trial: i})
+				})
+			}
 		}
+	}
+}
+
+// runSampleTrial runs the trial j of the sample: skipped when it cannot
+// run here, a test failure with its report when a check failed.
+func runSampleTrial(t *testing.T, j Job) {
+	t.Helper()
+	res := RunJob(&suiteCfg, j)
+	if res.Skipped != "" {
+		t.Skip(res.Skipped)
+	}
+	t.Logf("trial %d (%s): %s; %d items checked, worst detection %v, %.2fs", j.Trial, res.Pair, res.Variant, res.Items,
+		res.Detect, res.Elapsed.Seconds())
+	if !res.OK() {
+		t.Errorf("expected: %s\n%s", j.Scenario.Expect, Describe(res, suiteCfg.Seed))
 	}
 }
 

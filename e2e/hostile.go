@@ -56,9 +56,18 @@ func scribble(tr *Trial, area string) {
 	// caught either way: without a manifest the consumer's -json summary
 	// counts what it delivered.
 	zeroCopy := area == "payload" && timing != "live" && tr.pick("zero-copy", "copy") == "zero-copy"
+	// shmpc-c has no -json summary: what a zero-copy shmpc-c consumer
+	// delivered is the ring's tail (it releases each item before it
+	// acquires the next), so the ring is observed before it starts.
+	cConsumer := tr.pair.lang("consumer", "consume") == langC
+	observeFirst := zeroCopy && cConsumer && timing == "in-producer"
 	if zeroCopy {
 		cargs = []string{"consume", "-name", tr.name, "-workers", strconv.Itoa(st.workers), "-wait", "1s", "-json"}
-		tr.variant("zero-copy consumer (no -manifest, no -stdout), counted by its -json summary")
+		if cConsumer {
+			tr.variant("zero-copy shmpc-c consumer (no -manifest, no -stdout), counted by the ring's tail")
+		} else {
+			tr.variant("zero-copy consumer (no -manifest, no -stdout), counted by its -json summary")
+		}
 	} else {
 		sink = tr.consumerOut(st, 0, &copt, &cargs)
 	}
@@ -74,12 +83,15 @@ func scribble(tr *Trial, area string) {
 		damaged = int64(n)
 		tr.variant("the producer flips a byte of item %d after its CRC", n)
 	}
-	if timing != "at-rest" {
+	if timing != "at-rest" && !observeFirst {
 		c = tr.start("consumer", copt, cargs...)
 	}
 	p := tr.start("producer", popt, tr.produce(st, "-wait", "1s")...)
+	var r *ring.Ring
+	if timing != "in-producer" || observeFirst {
+		r = tr.observe(p)
+	}
 	if timing != "in-producer" {
-		r := tr.observe(p)
 		if timing == "live" {
 			k := tr.killPoint(st)
 			tr.released(r, c, k, p)
@@ -91,7 +103,7 @@ func scribble(tr *Trial, area string) {
 	if damaged >= 0 {
 		tr.logf("the attack damaged published item %d", damaged)
 	}
-	if timing == "at-rest" {
+	if timing == "at-rest" || observeFirst {
 		c = tr.start("consumer", copt, cargs...)
 	}
 	if timing == "in-producer" {
@@ -128,9 +140,10 @@ func scribble(tr *Trial, area string) {
 		tr.failf("item %d was damaged in its slot and still delivered", damaged)
 	}
 	if zeroCopy {
-		tr.zeroCopyStoppedAt(c, damaged, st)
+		tr.zeroCopyStoppedAt(c, r, damaged, st)
 	}
-	if area == "payload" && damaged >= 0 && st.workers == 1 && !zeroCopy {
+	// shmpc-c delivers in order whatever -workers says.
+	if area == "payload" && damaged >= 0 && (st.workers == 1 || c.lang == langC) && !zeroCopy {
 		// One worker: the consumer stops at the damaged item, after every
 		// item before it was delivered. (A garbled descriptor may stop it
 		// sooner: the reader checks descriptors when it acquires, which may
@@ -155,32 +168,39 @@ func scribble(tr *Trial, area string) {
 // delivered before it failed, but at most slots-1 of them (no more are
 // acquired at once, and the damaged one is never released); those in
 // flight when it failed stay unreleased (a successor gets them), as at a
-// consumer's death.
-func (tr *Trial) zeroCopyStoppedAt(c *proc, damaged int64, st stream) {
+// consumer's death. A shmpc-c consumer (no -json) delivers and releases
+// one item at a time, in order: what it delivered is the tail of the
+// observed ring r, and its error line names the item.
+func (tr *Trial) zeroCopyStoppedAt(c *proc, r *ring.Ring, damaged int64, st stream) {
 	var sum struct {
 		Items uint64 `json:"items"`
 		Exit  int    `json:"exit"`
 		Error string `json:"error"`
 	}
-	out := strings.TrimSpace(c.stdout.String())
-	if err := json.Unmarshal([]byte(lastLine(out)), &sum); err != nil {
-		tr.failf("the zero-copy consumer's -json summary %q: %v", clip(out, 300), err)
-		return
+	workers := st.workers
+	if c.lang == langC {
+		sum.Items, sum.Error, workers = r.Tail(), lastLine(c.stderr.String()), 1
+	} else {
+		out := strings.TrimSpace(c.stdout.String())
+		if err := json.Unmarshal([]byte(lastLine(out)), &sum); err != nil {
+			tr.failf("the zero-copy consumer's -json summary %q: %v", clip(out, 300), err)
+			return
+		}
 	}
 	tr.res.Items += int(sum.Items)
 	if !strings.Contains(sum.Error, fmt.Sprintf("item %d ", damaged)) {
 		tr.failf("the zero-copy consumer stopped with %q, not at the damaged item %d", sum.Error, damaged)
 	}
 	most := uint64(damaged)
-	if st.workers > 1 {
+	if workers > 1 {
 		most += uint64(st.slots - 1)
 	}
 	switch {
 	case sum.Items > most:
 		tr.res.BadDelivered += int(sum.Items - most)
 		tr.failf("the zero-copy consumer (%d workers, %d slots) delivered %d items, more than the %d it can have with item %d damaged",
-			st.workers, st.slots, sum.Items, most, damaged)
-	case sum.Items < uint64(damaged) && st.workers == 1:
+			workers, st.slots, sum.Items, most, damaged)
+	case sum.Items < uint64(damaged) && workers == 1:
 		tr.res.Lost += int(uint64(damaged) - sum.Items)
 		tr.failf("the zero-copy consumer delivered %d items, short of the %d before the damaged one", sum.Items, damaged)
 	}

@@ -36,6 +36,7 @@ func (s *syncBuffer) String() string {
 type proc struct {
 	tr     *Trial
 	role   string
+	lang   string // langGo (shmpc, or the self-test's binary) or langC (shmpc-c)
 	cmd    *exec.Cmd
 	stdout *syncBuffer
 	stderr *syncBuffer
@@ -53,11 +54,20 @@ type procOpt struct {
 	uid    int       // run as this uid and gid (0: as ourselves)
 }
 
-// start starts the shmpc binary with args. A failure to start ends the
-// trial.
+// start starts the shmpc binary with args, or shmpc-c when the trial's
+// pair says role is played by the C command (Pair), with the flags
+// shmpc-c knows (cArgs). A failure to start ends the trial.
 func (tr *Trial) start(role string, o procOpt, args ...string) *proc {
-	p := &proc{tr: tr, role: role, stdout: new(syncBuffer), stderr: new(syncBuffer), done: make(chan struct{})}
-	c := exec.Command(tr.cfg.Binary, args...)
+	p := &proc{tr: tr, role: role, lang: langGo, stdout: new(syncBuffer), stderr: new(syncBuffer), done: make(chan struct{})}
+	bin, name := tr.cfg.Binary, "shmpc"
+	if len(args) > 0 && tr.pair.lang(role, args[0]) == langC {
+		ca, err := cArgs(args)
+		if err != nil {
+			tr.fatalf("start %s as shmpc-c: %v (a bug of the suite)", role, err)
+		}
+		bin, name, args, p.lang = tr.cfg.CBinary, "shmpc-c", ca, langC
+	}
+	c := exec.Command(bin, args...)
 	c.Env = append(os.Environ(), "GORACE=atexit_sleep_ms=0", "SHMPC_FAULT="+o.fault)
 	c.Dir = tr.dir
 	c.Stderr = p.stderr
@@ -72,7 +82,7 @@ func (tr *Trial) start(role string, o procOpt, args ...string) *proc {
 	}
 	p.cmd = c
 	if err := c.Start(); err != nil {
-		tr.fatalf("start %s (shmpc %s): %v", role, strings.Join(args, " "), err)
+		tr.fatalf("start %s (%s %s): %v", role, name, strings.Join(args, " "), err)
 	}
 	go func() {
 		p.err = c.Wait()
@@ -80,7 +90,7 @@ func (tr *Trial) start(role string, o procOpt, args ...string) *proc {
 		close(p.done)
 	}()
 	tr.procs = append(tr.procs, p)
-	tr.logf("started %s pid %d: shmpc %s%s", role, c.Process.Pid, strings.Join(args, " "), faultNote(o.fault))
+	tr.logf("started %s pid %d: %s %s%s", role, c.Process.Pid, name, strings.Join(args, " "), faultNote(o.fault))
 	return p
 }
 
@@ -137,8 +147,14 @@ func (p *proc) wait(bound time.Duration) int {
 
 // dump asks a hung Go process for its goroutines (SIGQUIT makes the
 // runtime print them and exit), kills it if it does not exit within 2 s,
-// and returns what it printed after byte before of its stderr.
+// and returns what it printed after byte before of its stderr. A C process
+// has nothing to print: it is killed.
 func (p *proc) dump(before int) string {
+	if p.lang == langC {
+		_ = p.cmd.Process.Kill()
+		<-p.done
+		return "(shmpc-c: no dump)"
+	}
 	_ = p.cmd.Process.Signal(syscall.SIGQUIT)
 	select {
 	case <-p.done:
@@ -218,9 +234,10 @@ func (p *proc) stopped() bool {
 	return i > 0 && len(s) > i+2 && (s[i+2] == 'T' || s[i+2] == 't')
 }
 
-// panicMarkers are what a Go runtime crash prints; none may appear on a
-// shmpc process's stderr.
-var panicMarkers = []string{"panic:", "goroutine ", "fatal error:", "runtime error", "[signal ", "SIGSEGV", "SIGBUS"}
+// panicMarkers are what a Go runtime crash prints (and a sanitizer's
+// report in a C process); none may appear on a shmpc or shmpc-c process's
+// stderr.
+var panicMarkers = []string{"panic:", "goroutine ", "fatal error:", "runtime error", "[signal ", "SIGSEGV", "SIGBUS", "Sanitizer"}
 
 // notePrefixes start the informational lines a shmpc process may print
 // besides its one-line error.
@@ -234,8 +251,13 @@ var notePrefixes = []string{
 // isNote reports whether l is one of the informational lines a shmpc
 // process may print besides its one-line error: notePrefixes, and "ring
 // NAME uses huge pages" or "ring NAME belongs to uid N" (an error line
-// such as "ring NAME already has a live producer" is not one).
+// such as "ring NAME already has a live producer" is not one). shmpc-c
+// prints the same lines with its own name first ("shmpc-c produce: ...",
+// "shmpc-c: fault ..."; its huge-page note names no ring).
 func isNote(l string) bool {
+	if rest, ok := strings.CutPrefix(l, "shmpc-c"); ok {
+		l = "shmpc" + rest
+	}
 	if hasAnyPrefix(l, notePrefixes) {
 		return true
 	}
@@ -266,7 +288,7 @@ func (tr *Trial) checkStderr(p *proc, want ...string) string {
 		if l == "" || isNote(l) {
 			continue
 		}
-		if strings.HasPrefix(l, "shmpc produce: ") && strings.Contains(l, " items, ") && strings.Contains(l, " pages ") {
+		if hasAnyPrefix(l, []string{"shmpc produce: ", "shmpc-c produce: "}) && strings.Contains(l, " items, ") && strings.Contains(l, " pages ") {
 			continue // the summary line some paths print
 		}
 		lines = append(lines, l)

@@ -42,6 +42,7 @@ func BuildBinary(dir string) (string, func(), error) {
 type Job struct {
 	Scenario *Scenario
 	Pages    PageMode
+	Pair     Pair // the commands in the two roles; the zero value is GoGo
 	Trial    int
 }
 
@@ -59,6 +60,28 @@ func Jobs(scenarios []*Scenario, pages []PageMode, trials int) []Job {
 	return jobs
 }
 
+// MixedJobs returns trials trials of every scenario that runs with mixed
+// pairs (Scenario.Mixed), in each page mode, with each of pairs other than
+// GoGo, interleaved as Jobs does.
+func MixedJobs(scenarios []*Scenario, pages []PageMode, pairs []Pair, trials int) []Job {
+	var jobs []Job
+	for i := 0; i < trials; i++ {
+		for _, pm := range pages {
+			for _, s := range scenarios {
+				if !s.Mixed {
+					continue
+				}
+				for _, pair := range pairs {
+					if pair.or() != GoGo {
+						jobs = append(jobs, Job{Scenario: s, Pages: pm, Pair: pair, Trial: i})
+					}
+				}
+			}
+		}
+	}
+	return jobs
+}
+
 // RunJobs runs the jobs, parallel at a time, and returns their results in
 // job order. done, if not nil, is called (from one goroutine at a time)
 // after each trial. Once stop is closed no further trial starts (the
@@ -67,7 +90,7 @@ func Jobs(scenarios []*Scenario, pages []PageMode, trials int) []Job {
 func RunJobs(cfg *Config, jobs []Job, parallel int, stop <-chan struct{}, done func(Result)) []Result {
 	results := make([]Result, len(jobs))
 	for i, j := range jobs {
-		results[i] = Result{Scenario: j.Scenario.Name, Pages: j.Pages, Trial: j.Trial, Skipped: "the run was interrupted"}
+		results[i] = Result{Scenario: j.Scenario.Name, Pages: j.Pages, Pair: j.Pair.or(), Trial: j.Trial, Skipped: "the run was interrupted"}
 	}
 	next := make(chan int)
 	var mu sync.Mutex
@@ -77,7 +100,7 @@ func RunJobs(cfg *Config, jobs []Job, parallel int, stop <-chan struct{}, done f
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				res := RunTrial(cfg, jobs[i].Scenario, jobs[i].Pages, jobs[i].Trial)
+				res := RunJob(cfg, jobs[i])
 				mu.Lock()
 				results[i] = res
 				if done != nil {
@@ -100,10 +123,12 @@ feed:
 	return results
 }
 
-// Row is one line of the table: the totals of a scenario in a page mode.
+// Row is one line of the table: the totals of a scenario in a page mode
+// with a pair.
 type Row struct {
 	Scenario, Expect string
 	Pages            PageMode
+	Pair             Pair
 	Trials, Skipped  int
 	Items            int
 	BadDelivered     int
@@ -123,19 +148,25 @@ func (r Row) OK() bool {
 		r.LiveDamaged == 0 && r.DoubleOwners == 0 && r.Adopted == 0 && r.Failed == 0
 }
 
-// Table sums the results by scenario and page mode, in the order of
-// scenarios and pages.
-func Table(scenarios []*Scenario, pages []PageMode, results []Result) []Row {
+// Table sums the results by scenario, page mode and pair, in the order of
+// scenarios, pages and pairs: a row for GoGo in every page mode, and one
+// for each other pair of pairs where the scenario runs mixed pairs.
+func Table(scenarios []*Scenario, pages []PageMode, pairs []Pair, results []Result) []Row {
 	idx := map[string]int{}
 	var rows []Row
 	for _, s := range scenarios {
 		for _, pm := range pages {
-			idx[s.Name+"/"+string(pm)] = len(rows)
-			rows = append(rows, Row{Scenario: s.Name, Expect: s.Expect, Pages: pm})
+			for _, pair := range pairs {
+				if pair.or() != GoGo && !s.Mixed {
+					continue
+				}
+				idx[s.Name+"/"+string(pm)+"/"+string(pair.or())] = len(rows)
+				rows = append(rows, Row{Scenario: s.Name, Expect: s.Expect, Pages: pm, Pair: pair.or()})
+			}
 		}
 	}
 	for _, res := range results {
-		i, ok := idx[res.Scenario+"/"+string(res.Pages)]
+		i, ok := idx[res.Scenario+"/"+string(res.Pages)+"/"+string(res.Pair.or())]
 		if !ok {
 			continue
 		}
@@ -166,7 +197,7 @@ func Table(scenarios []*Scenario, pages []PageMode, results []Result) []Row {
 // every must-be-zero cell is zero.
 func PrintTable(w io.Writer, rows []Row) bool {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\tpages\ttrials\titems checked\tbad delivered\tlost\tdup\tleaked\tlive damaged\tdouble owners\tadopted\tfailed\tworst detect\texpected outcome\t")
+	fmt.Fprintln(tw, "scenario\tpages\tpair\ttrials\titems checked\tbad delivered\tlost\tdup\tleaked\tlive damaged\tdouble owners\tadopted\tfailed\tworst detect\texpected outcome\t")
 	var tot Row
 	ok := true
 	for _, r := range rows {
@@ -183,7 +214,7 @@ func PrintTable(w io.Writer, rows []Row) bool {
 			mark = " <-- FAIL"
 			ok = false
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s%s\t\n", r.Scenario, r.Pages, trials, r.Items,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s%s\t\n", r.Scenario, r.Pages, r.Pair.or(), trials, r.Items,
 			r.BadDelivered, r.Lost, r.Dups, r.Leaked, r.LiveDamaged, r.DoubleOwners, r.Adopted, r.Failed, det, r.Expect, mark)
 		tot.Trials += r.Trials
 		tot.Skipped += r.Skipped
@@ -198,7 +229,7 @@ func PrintTable(w io.Writer, rows []Row) bool {
 		tot.Failed += r.Failed
 		tot.Detect = max(tot.Detect, r.Detect)
 	}
-	fmt.Fprintf(tw, "TOTAL\t\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%.1fms\t%s\t\n", tot.Trials, tot.Items, tot.BadDelivered,
+	fmt.Fprintf(tw, "TOTAL\t\t\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%.1fms\t%s\t\n", tot.Trials, tot.Items, tot.BadDelivered,
 		tot.Lost, tot.Dups, tot.Leaked, tot.LiveDamaged, tot.DoubleOwners, tot.Adopted, tot.Failed, float64(tot.Detect)/float64(time.Millisecond),
 		map[bool]string{true: "all must-be-zero cells are 0", false: "SOME MUST-BE-ZERO CELLS ARE NOT 0"}[ok])
 	_ = tw.Flush()
@@ -209,8 +240,13 @@ func PrintTable(w io.Writer, rows []Row) bool {
 // it, every failed check and its log.
 func Describe(res Result, seed uint64) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s/%s/%d FAILED (trial seed %#x; replay: -seed %d -scenario '^%s$' -pages %s -trials %d, it is the last)\n",
-		res.Scenario, res.Pages, res.Trial, res.Seed, seed, res.Scenario, res.Pages, res.Trial+1)
+	if res.Pair.or() == GoGo {
+		fmt.Fprintf(&b, "%s/%s/%d FAILED (trial seed %#x; replay: -seed %d -scenario '^%s$' -pages %s -trials %d, it is the last)\n",
+			res.Scenario, res.Pages, res.Trial, res.Seed, seed, res.Scenario, res.Pages, res.Trial+1)
+	} else {
+		fmt.Fprintf(&b, "%s/%s/%s/%d FAILED (trial seed %#x; replay: -seed %d -scenario '^%s$' -pages %s -pairs %s -mixed-trials %d, it is the last)\n",
+			res.Scenario, res.Pages, res.Pair, res.Trial, res.Seed, seed, res.Scenario, res.Pages, res.Pair, res.Trial+1)
+	}
 	fmt.Fprintf(&b, "  drawn: %s\n", res.Variant)
 	for _, f := range res.Failures {
 		fmt.Fprintf(&b, "  - %s\n", strings.ReplaceAll(f, "\n", "\n    "))
@@ -240,6 +276,9 @@ func SortedFailures(results []Result) []Result {
 		}
 		if a.Pages != b.Pages {
 			return a.Pages < b.Pages
+		}
+		if a.Pair.or() != b.Pair.or() {
+			return a.Pair.or() < b.Pair.or()
 		}
 		return a.Trial < b.Trial
 	})

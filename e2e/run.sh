@@ -5,9 +5,14 @@
 # huge-page pool (under an exclusive flock on /tmp/shmpc-hugepages.lock,
 # adding to the current value, never setting an absolute one), runs
 # SHMPC_E2E_TRIALS (default 12) trials of every scenario in both page modes
-# (21 scenarios x 2 x 12 = 504), SHMPC_E2E_PARALLEL (default 2) at a time,
-# prints the table, and gives the pages back (subtracting exactly what it
-# added) on every exit: success, failure, Ctrl-C, SIGTERM.
+# (21 scenarios x 2 x 12 = 504) with the Go command in both roles, and
+# SHMPC_E2E_MIXED_TRIALS (default 2) trials of each of the 12 scenarios of
+# the kill, resume, scribble and signal families with each mixed pair
+# (shmpc-c, built here with `make c`, as producer, consumer or both:
+# 12 x 2 x 3 x 2 = 144), SHMPC_E2E_PARALLEL (default 2) at a time, prints
+# the table, and gives the pages back (subtracting exactly what it added) on
+# every exit: success, failure, Ctrl-C, SIGTERM. Without a C compiler the
+# mixed pairs are skipped, saying so (SHMPC_REQUIRE_GCC=1 fails instead).
 # Extra arguments go to the runner (e2e/cmd/e2e), e.g. -seed N or
 # -scenario RE. Exit status: the runner's (0: every must-be-zero cell is 0).
 set -euo pipefail
@@ -15,6 +20,7 @@ cd "$(dirname "$0")/.."
 
 pages=${SHMPC_E2E_HUGEPAGES:-64}
 trials=${SHMPC_E2E_TRIALS:-12}
+mixed=${SHMPC_E2E_MIXED_TRIALS:-2}
 parallel=${SHMPC_E2E_PARALLEL:-2}
 lock=/tmp/shmpc-hugepages.lock
 pool=/proc/sys/vm/nr_hugepages
@@ -52,6 +58,12 @@ trap 'exit 129' HUP
 go build -o "$work/e2e" ./e2e/cmd/e2e
 go build -o "$work/shmpc" ./cmd/shmpc
 chmod 0755 "$work" "$work/shmpc" # victims run as nobody
+cbin=()
+if command -v "${C_CC:-cc}" >/dev/null 2>&1; then
+	make -s c C_BUILD="$work/c" >/dev/null
+	chmod 0755 "$work/c"
+	cbin=(-cbin "$work/c/shmpc-c")
+fi # else the runner says that the mixed pairs are skipped, and why
 
 exec 9>>"$lock"
 flock -w 120 9
@@ -69,7 +81,7 @@ fi
 grep -E '^HugePages_(Total|Free)' /proc/meminfo
 
 set +e
-"$work/e2e" -bin "$work/shmpc" -trials "$trials" -pages both -parallel "$parallel" "$@"
+"$work/e2e" -bin "$work/shmpc" "${cbin[@]}" -trials "$trials" -mixed-trials "$mixed" -pages both -parallel "$parallel" "$@"
 status=$?
 set -e
 exit "$status"

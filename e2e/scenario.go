@@ -26,13 +26,26 @@ type Scenario struct {
 	// least once: the length of its longest list of choices, or more
 	// where two draws must meet in every combination. 0 means 1.
 	Variants int
-	run      func(tr *Trial)
+	// Mixed says the scenario also runs with the mixed pairs (Pair):
+	// shmpc-c in one role or both.
+	Mixed bool
+	run   func(tr *Trial)
 }
 
-// skip says why the scenario cannot run here ("" if it can).
-func (s *Scenario) skip(cfg *Config, pm PageMode) string {
+// skip says why the scenario cannot run here with pair ("" if it can).
+func (s *Scenario) skip(cfg *Config, pm PageMode, pair Pair) string {
 	if s.Root && os.Geteuid() != 0 {
 		return "needs root (objects of another uid, a victim run as uid " + fmt.Sprint(cfg.victim()) + ")"
+	}
+	if pair.usesC() {
+		switch {
+		case !s.Mixed:
+			return "runs with the pair go/go only"
+		case cfg.CBinary == "" && cfg.NoC != "":
+			return cfg.NoC
+		case cfg.CBinary == "":
+			return "no shmpc-c binary given (Config.CBinary)"
+		}
 	}
 	return ""
 }
@@ -40,31 +53,31 @@ func (s *Scenario) skip(cfg *Config, pm PageMode) string {
 // Scenarios returns every scenario in table order.
 func Scenarios() []*Scenario {
 	return []*Scenario{
-		{Name: "producer-kill", Variants: 6, run: func(tr *Trial) { producerKilled(tr, false) },
+		{Name: "producer-kill", Mixed: true, Variants: 6, run: func(tr *Trial) { producerKilled(tr, false) },
 			Expect: "consumer 3 at once or after -peer-timeout (0 if drained); every published item once, nothing half-written"},
-		{Name: "producer-kill-resume", Variants: 5, run: func(tr *Trial) { producerKilled(tr, true) },
+		{Name: "producer-kill-resume", Mixed: true, Variants: 5, run: func(tr *Trial) { producerKilled(tr, true) },
 			Expect: "new producer resumes at head; both 0; all items exactly once"},
-		{Name: "consumer-kill", Variants: 4, run: func(tr *Trial) { consumerKilled(tr, false) },
+		{Name: "consumer-kill", Mixed: true, Variants: 4, run: func(tr *Trial) { consumerKilled(tr, false) },
 			Expect: "producer 3 at once or after -peer-timeout; every released item in the manifest"},
-		{Name: "consumer-kill-resume", Variants: 4, run: func(tr *Trial) { consumerKilled(tr, true) },
+		{Name: "consumer-kill-resume", Mixed: true, Variants: 4, run: func(tr *Trial) { consumerKilled(tr, true) },
 			Expect: "new consumer resumes; both 0; all items, repeats <= slots of the unreleased"},
-		{Name: "both-kill-gc", Variants: 3, run: func(tr *Trial) { bothKilled(tr, false) },
+		{Name: "both-kill-gc", Mixed: true, Variants: 3, run: func(tr *Trial) { bothKilled(tr, false) },
 			Expect: "objects stay, ls shows owners dead; gc -name removes all"},
-		{Name: "both-kill-resume", Variants: 2, run: func(tr *Trial) { bothKilled(tr, true) },
+		{Name: "both-kill-resume", Mixed: true, Variants: 2, run: func(tr *Trial) { bothKilled(tr, true) },
 			Expect: "new pair resumes (or -fresh: a new stream once); both 0; all items, repeats <= slots of the unreleased"},
-		{Name: "sigterm-producer", run: sigtermProducer,
+		{Name: "sigterm-producer", Mixed: true, run: sigtermProducer,
 			Expect: "both 0; every published item exactly once"},
-		{Name: "sigterm-consumer", run: sigtermConsumer,
+		{Name: "sigterm-consumer", Mixed: true, run: sigtermConsumer,
 			Expect: "consumer 0, producer 3 (or a new consumer: all 0); none lost, no repeat"},
-		{Name: "sigstop-peer", Variants: 2, run: sigstopPeer,
+		{Name: "sigstop-peer", Mixed: true, Variants: 2, run: sigstopPeer,
 			Expect: "a stopped peer past -peer-timeout is not dead; both 0; all exactly once"},
 		{Name: "stall-timeout", Variants: 4, run: stallTimeout,
 			Expect: "-stall-timeout: survivor 3 in time; the stopped peer ends too; nothing left"},
-		{Name: "scribble-header", Variants: 4, run: func(tr *Trial) { scribble(tr, "header") },
+		{Name: "scribble-header", Mixed: true, Variants: 4, run: func(tr *Trial) { scribble(tr, "header") },
 			Expect: "clear error (1, 3) or integrity (4) or unharmed (0); bad data never delivered"},
-		{Name: "scribble-descriptors", Variants: 4, run: func(tr *Trial) { scribble(tr, "descriptors") },
+		{Name: "scribble-descriptors", Mixed: true, Variants: 4, run: func(tr *Trial) { scribble(tr, "descriptors") },
 			Expect: "integrity error (4) or clear error (1) (or unharmed, 0, if live); bad data never delivered"},
-		{Name: "scribble-payload", Variants: 6, run: func(tr *Trial) { scribble(tr, "payload") },
+		{Name: "scribble-payload", Mixed: true, Variants: 6, run: func(tr *Trial) { scribble(tr, "payload") },
 			Expect: "integrity error 4 at the damaged item (or unharmed, 0, if live); never delivered"},
 		{Name: "sem-damaged-at-rest", Variants: 7, run: semAtRest,
 			Expect: "resume refused, one line (1); gc -name removes all"},

@@ -52,6 +52,12 @@ type Config struct {
 	// it as another uid need every directory on the path to be searchable
 	// by that uid (BuildBinary makes it so).
 	Binary string
+	// CBinary is the path of shmpc-c (BuildCBinary), which the trials of a
+	// mixed pair run (Pair); "" skips them, with NoC as the reason.
+	CBinary string
+	// NoC says why there is no CBinary (no C compiler), for the skipped
+	// trials of the mixed pairs.
+	NoC string
 	// Seed is the run's seed; each trial's seed derives from it, the
 	// scenario, the page mode and the trial number (TrialSeed).
 	Seed uint64
@@ -108,6 +114,7 @@ func (c *Config) foreign() int {
 type Result struct {
 	Scenario string
 	Pages    PageMode
+	Pair     Pair
 	Trial    int
 	Seed     uint64
 	Variant  string // the variant and kill point drawn
@@ -158,6 +165,7 @@ type Trial struct {
 	cfg    *Config
 	res    *Result
 	pages  PageMode
+	pair   Pair
 	rng    *mrand.Rand
 	name   string
 	names  ringobj.Names
@@ -178,31 +186,48 @@ type Trial struct {
 // trialAbort is the panic value that ends a trial at a fatal check.
 type trialAbort struct{}
 
-// TrialSeed returns the seed of trial i of scenario s in page mode pm in a
-// run seeded with seed.
+// TrialSeed returns the seed of trial i of scenario s in page mode pm with
+// the pair GoGo in a run seeded with seed.
 func TrialSeed(seed uint64, s string, pm PageMode, i int) uint64 {
+	return PairTrialSeed(seed, s, pm, GoGo, i)
+}
+
+// PairTrialSeed returns the seed of trial i of scenario s in page mode pm
+// with pair in a run seeded with seed (for GoGo, what TrialSeed returns).
+func PairTrialSeed(seed uint64, s string, pm PageMode, pair Pair, i int) uint64 {
 	h := fnv.New64a()
-	fmt.Fprintf(h, "%s/%s/%d", s, pm, i)
+	if pair.or() == GoGo {
+		fmt.Fprintf(h, "%s/%s/%d", s, pm, i)
+	} else {
+		fmt.Fprintf(h, "%s/%s/%s/%d", s, pm, pair, i)
+	}
 	return seed ^ h.Sum64()
 }
 
-// RunTrial runs trial i of scenario s in page mode pm and returns what it
-// found. It always cleans up: every process it started is killed and
-// reaped, and every object of its ring or planted by it is removed.
-func RunTrial(cfg *Config, s *Scenario, pm PageMode, i int) (res Result) {
-	seed := TrialSeed(cfg.Seed, s.Name, pm, i)
-	res = Result{Scenario: s.Name, Pages: pm, Trial: i, Seed: seed}
-	if why := s.skip(cfg, pm); why != "" {
+// RunTrial runs trial i of scenario s in page mode pm with the Go command
+// in both roles (GoGo) and returns what it found; see RunJob.
+func RunTrial(cfg *Config, s *Scenario, pm PageMode, i int) Result {
+	return RunJob(cfg, Job{Scenario: s, Pages: pm, Pair: GoGo, Trial: i})
+}
+
+// RunJob runs the trial j and returns what it found. It always cleans up:
+// every process it started is killed and reaped, and every object of its
+// ring or planted by it is removed.
+func RunJob(cfg *Config, j Job) (res Result) {
+	s, pm, pair, i := j.Scenario, j.Pages, j.Pair.or(), j.Trial
+	seed := PairTrialSeed(cfg.Seed, s.Name, pm, pair, i)
+	res = Result{Scenario: s.Name, Pages: pm, Pair: pair, Trial: i, Seed: seed}
+	if why := s.skip(cfg, pm, pair); why != "" {
 		res.Skipped = why
 		return res
 	}
 	tr := &Trial{
-		cfg: cfg, res: &res, pages: pm, rng: mrand.New(mrand.NewPCG(seed, uint64(i))),
+		cfg: cfg, res: &res, pages: pm, pair: pair, rng: mrand.New(mrand.NewPCG(seed, uint64(i))),
 		planted: map[string]bool{}, start0: time.Now(),
 	}
 	tr.name = ringName(s.Name)
 	tr.names, _ = ringobj.For(tr.name)
-	tr.logf("trial %s/%s/%d seed %#x ring %s", s.Name, pm, i, seed, tr.name)
+	tr.logf("trial %s/%s/%s/%d seed %#x ring %s", s.Name, pm, pair, i, seed, tr.name)
 	dir, err := os.MkdirTemp("", "shmpc-e2e-")
 	if err != nil {
 		res.Failures = append(res.Failures, "make temp dir: "+err.Error())
@@ -225,6 +250,7 @@ func RunTrial(cfg *Config, s *Scenario, pm PageMode, i int) (res Result) {
 		}
 	}()
 	s.run(tr)
+	tr.checkPair()
 	return res
 }
 
@@ -311,7 +337,7 @@ func (tr *Trial) logf(format string, args ...any) {
 	tr.log.WriteString(line)
 	tr.log.WriteByte('\n')
 	if tr.cfg.Logf != nil {
-		tr.cfg.Logf("%s/%s/%d: %s", tr.res.Scenario, tr.pages, tr.res.Trial, line)
+		tr.cfg.Logf("%s/%s/%s/%d: %s", tr.res.Scenario, tr.pages, tr.pair, tr.res.Trial, line)
 	}
 }
 

@@ -211,8 +211,11 @@ static void test_segment(void) {
         CHECK(shmget(names.key, 0, 0) == s.id, "the refused segment was touched");
         CHECK(access(names.lock, F_OK) != 0, "the refused open left its lock file");
     }
+    CHECK(!shmpc_seg_marked_removed(&s), "a live segment reads as marked removed");
     CHECK_RC(shmpc_seg_remove(&s), 0);
     CHECK_RC(shmpc_seg_lookup(names.key, &info), SHMPC_ENORING);
+    /* Still attached: the id answers IPC_STAT with SHM_DEST set. */
+    CHECK(shmpc_seg_marked_removed(&s), "a removed segment still attached does not read as marked removed");
     shmpc_seg_detach(&s);
 }
 
