@@ -1,7 +1,6 @@
 package cinterop
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/shmpc/shmpc/internal/testutil"
 )
 
 // The binaries every test runs, built once per test process into binDir
@@ -103,22 +104,7 @@ type proc struct {
 
 // lockedBuffer is a bytes.Buffer safe for the writer goroutine of exec and
 // the test reading it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+type lockedBuffer = testutil.SyncBuffer
 
 // start runs bin with args, stdin and stdout (nil: none), and registers a
 // cleanup that kills it if it still runs and waits for it (bounded).

@@ -121,9 +121,7 @@ type Consumer struct {
 	judgedID    ring.Identity // the producer's claim in the header at that judgement
 	drained     bool
 
-	statsMu      sync.Mutex    // orders Stats' look at the header with Close's detach
-	lastCounters ring.Counters // the header's counters, as last read
-	detached     bool
+	counters ringobj.Counters // Stats' view of the header, safe against Close's detach
 
 	mu        sync.Mutex              // guards the fields below, for a Close from another goroutine
 	ran       bool                    // Run or Next was called
@@ -159,12 +157,7 @@ func (c *Consumer) Pages() string {
 // any time, also during Run and after Close.
 func (c *Consumer) Stats() Stats {
 	s := Stats{Items: c.items.Load(), Bytes: c.bytes.Load(), IntegrityErrors: c.badItems.Load()}
-	c.statsMu.Lock()
-	if !c.detached && c.ring != nil {
-		c.lastCounters = c.ring.Counters()
-	}
-	s.Ring = c.lastCounters
-	c.statsMu.Unlock()
+	s.Ring = c.counters.Read()
 	first, last := c.firstReserve.Load(), c.lastRelease.Load()
 	if first > 0 && last > first {
 		s.Seconds = float64(last-first) / 1e9
@@ -219,13 +212,7 @@ func (c *Consumer) release() error {
 		errs = append(errs, c.sems.Close())
 	}
 	if c.seg != nil {
-		c.statsMu.Lock()
-		if c.ring != nil {
-			c.lastCounters = c.ring.Counters()
-		}
-		c.detached = true
-		errs = append(errs, c.seg.Detach())
-		c.statsMu.Unlock()
+		errs = append(errs, c.counters.Detach(c.seg.Detach))
 	}
 	if c.lock != nil {
 		errs = append(errs, ringobj.LeaveLockFile(c.lock, c.names, lockfile.Consumer, false, 0))

@@ -126,13 +126,7 @@ func (p *Producer) remove() error {
 			}
 			_ = p.toConsumer.Ring()
 		}
-		p.statsMu.Lock()
-		if p.ring != nil {
-			p.lastCounters = p.ring.Counters()
-		}
-		p.detached = true
-		errs = append(errs, p.seg.Detach())
-		p.statsMu.Unlock()
+		errs = append(errs, p.counters.Detach(p.seg.Detach))
 	}
 	stale := true
 	if p.lock != nil {

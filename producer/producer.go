@@ -148,15 +148,13 @@ type Producer struct {
 	consumerGen uint64    // the consumer claim generation at Open: a change means a consumer came
 	tailAtOpen  uint64    // the ring's tail at Open: a release since means a consumer came
 
-	statsMu      sync.Mutex    // orders Stats' look at the header with the detach
-	lastCounters ring.Counters // the header's counters, as last read
-	detached     bool
-	givenSlots   int // geometry as given (0: left out), checked against a resumed ring
-	givenSize    int
-	firstRes     bool
-	removed      bool   // End or Close removed the ring
-	lastHead     uint64 // the head when the ring was removed, for Next
-	flags        uint32 // the ring's flags, for Huge after the ring is gone
+	counters   ringobj.Counters // Stats' view of the header, safe against the detach
+	givenSlots int              // geometry as given (0: left out), checked against a resumed ring
+	givenSize  int
+	firstRes   bool
+	removed    bool   // End or Close removed the ring
+	lastHead   uint64 // the head when the ring was removed, for Next
+	flags      uint32 // the ring's flags, for Huge after the ring is gone
 
 	fastWait bool // the consumer was present at the last judgement: sleep armed, without a watch
 	monitor  bool // the peer monitor runs (Close stops it)
@@ -210,12 +208,7 @@ func (p *Producer) Ring() *ring.Ring { return p.ring }
 // counters as they were then. They live in shared memory: only as right as
 // the processes that can write the segment.
 func (p *Producer) Stats() ring.Counters {
-	p.statsMu.Lock()
-	defer p.statsMu.Unlock()
-	if !p.detached && p.ring != nil {
-		p.lastCounters = p.ring.Counters()
-	}
-	return p.lastCounters
+	return p.counters.Read()
 }
 
 // Resumed reports whether Open resumed an existing ring.

@@ -98,10 +98,15 @@ func (i Impl) Available() bool { return i == Generic || implAvailable(i) }
 // Update is the package's Update with kernel i, which must be Available
 // (else it panics). It exists for tests and benchmarks of each kernel.
 func (i Impl) Update(crc uint32, b []byte) uint32 {
+	mustHave(i)
+	return update(i, crc, b)
+}
+
+// mustHave panics unless kernel i is Available.
+func mustHave(i Impl) {
 	if !i.Available() {
 		panic("crc32c: kernel " + i.String() + " is not available on this CPU")
 	}
-	return update(i, crc, b)
 }
 
 // Checksum is the package's Checksum with kernel i, which must be
@@ -135,10 +140,7 @@ func Update(crc uint32, b []byte) uint32 { return update(best, crc, b) }
 // for a slot another core reads next. dst and src may overlap (then the
 // checksum comes first and the copy after it, in two passes).
 func CopyUpdate(crc uint32, dst, src []byte) uint32 {
-	if len(dst) < len(src) {
-		panic("crc32c: CopyUpdate: dst shorter than src")
-	}
-	return copyUpdate(best, crc, dst[:len(src)], src, false)
+	return checkedCopy("CopyUpdate", best, crc, dst, src, false)
 }
 
 // CopyUpdateDst is CopyUpdate for a copy whose source another process may
@@ -148,10 +150,7 @@ func CopyUpdate(crc uint32, dst, src []byte) uint32 {
 // very registers it stores; elsewhere each piece is copied, then read back
 // from dst while it is in cache.
 func CopyUpdateDst(crc uint32, dst, src []byte) uint32 {
-	if len(dst) < len(src) {
-		panic("crc32c: CopyUpdateDst: dst shorter than src")
-	}
-	return copyUpdate(best, crc, dst[:len(src)], src, true)
+	return checkedCopy("CopyUpdateDst", best, crc, dst, src, true)
 }
 
 // CopyUpdate is the package's CopyUpdate with kernel i, which must be
@@ -159,25 +158,23 @@ func CopyUpdateDst(crc uint32, dst, src []byte) uint32 {
 // (both run the AVX2 copy kernel), copy then i.Update in pieces with the
 // others. It exists for tests and benchmarks of each kernel.
 func (i Impl) CopyUpdate(crc uint32, dst, src []byte) uint32 {
-	if !i.Available() {
-		panic("crc32c: kernel " + i.String() + " is not available on this CPU")
-	}
-	if len(dst) < len(src) {
-		panic("crc32c: CopyUpdate: dst shorter than src")
-	}
-	return copyUpdate(i, crc, dst[:len(src)], src, false)
+	mustHave(i)
+	return checkedCopy("CopyUpdate", i, crc, dst, src, false)
 }
 
 // CopyUpdateDst is the package's CopyUpdateDst with kernel i, which must
 // be Available (else it panics); for tests and benchmarks of each kernel.
 func (i Impl) CopyUpdateDst(crc uint32, dst, src []byte) uint32 {
-	if !i.Available() {
-		panic("crc32c: kernel " + i.String() + " is not available on this CPU")
-	}
+	mustHave(i)
+	return checkedCopy("CopyUpdateDst", i, crc, dst, src, true)
+}
+
+// checkedCopy is the copy functions' common part: dst must hold src.
+func checkedCopy(op string, i Impl, crc uint32, dst, src []byte, sumDst bool) uint32 {
 	if len(dst) < len(src) {
-		panic("crc32c: CopyUpdateDst: dst shorter than src")
+		panic("crc32c: " + op + ": dst shorter than src")
 	}
-	return copyUpdate(i, crc, dst[:len(src)], src, true)
+	return copyUpdate(i, crc, dst[:len(src)], src, sumDst)
 }
 
 // minNT is the shortest copy the fused copy kernel writes with
