@@ -121,7 +121,7 @@ type Consumer struct {
 	judgedID    ring.Identity // the producer's claim in the header at that judgement
 	drained     bool
 
-	counters ringobj.Counters // Stats' view of the header, safe against Close's detach
+	counters ringobj.Snapshot[ring.Counters] // Stats' view of the header, safe against Close's detach
 
 	mu        sync.Mutex              // guards the fields below, for a Close from another goroutine
 	ran       bool                    // Run or Next was called

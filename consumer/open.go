@@ -92,7 +92,7 @@ func Open(ctx context.Context, name string, opt Options) (_ *Consumer, err error
 	prev := c.ring.ConsumerID()
 	c.ring.SetConsumerID(ring.Identity{PID: uint32(self.PID), Start: self.Start, Gen: prev.Gen + 1})
 	c.rd = c.ring.Reader()
-	c.counters.Set(c.ring)
+	c.counters.Set(c.ring.Counters)
 	c.items0 = c.ring.Stats().Items
 	c.producerGen = c.ring.ProducerID().Gen
 	c.watch = peer.New(c.lock, lockfile.Producer, func() proc.ID {

@@ -79,7 +79,7 @@ func Open(ctx context.Context, name string, opt Options) (_ *Producer, err error
 		p.consumerGen = p.ring.ConsumerID().Gen
 	}
 	p.tailAtOpen = p.ring.Tail()
-	p.counters.Set(p.ring)
+	p.counters.Set(p.ring.Counters)
 	p.w = p.ring.Writer()
 	p.flags = p.ring.Flags()
 	p.toConsumer = ringobj.Bell{Waiting: p.ring.ConsumerWaiting(), Sem: p.sems.Filled, Wakes: p.ring.ProducerWakes()}

@@ -148,8 +148,8 @@ type Producer struct {
 	consumerGen uint64    // the consumer claim generation at Open: a change means a consumer came
 	tailAtOpen  uint64    // the ring's tail at Open: a release since means a consumer came
 
-	counters   ringobj.Counters // Stats' view of the header, safe against the detach
-	givenSlots int              // geometry as given (0: left out), checked against a resumed ring
+	counters   ringobj.Snapshot[ring.Counters] // Stats' view of the header, safe against the detach
+	givenSlots int                             // geometry as given (0: left out), checked against a resumed ring
 	givenSize  int
 	firstRes   bool
 	removed    bool   // End or Close removed the ring
