@@ -236,6 +236,20 @@ func PrintTable(w io.Writer, rows []Row) bool {
 	return ok
 }
 
+// Summary returns a failed trial in one line: its name, what was drawn and
+// its failed checks, each cut to 300 bytes.
+func Summary(res Result) string {
+	var fs []string
+	for _, f := range res.Failures {
+		f = strings.Join(strings.Fields(f), " ")
+		if len(f) > 300 {
+			f = f[:300] + "..."
+		}
+		fs = append(fs, f)
+	}
+	return fmt.Sprintf("FAILED %s/%s/%s/%d (drawn: %s): %s", res.Scenario, res.Pages, res.Pair.or(), res.Trial, res.Variant, strings.Join(fs, "; "))
+}
+
 // Describe returns a failed trial's report: what was drawn, how to replay
 // it, every failed check and its log.
 func Describe(res Result, seed uint64) string {

@@ -185,6 +185,11 @@ func run() int {
 	}
 	fmt.Println()
 	ok := e2e.PrintTable(os.Stdout, e2e.Table(scenarios, modes, pairs, results))
+	// The failed trials once more, a line each with their checks, after the
+	// table: a log that keeps only its tail (a CI summary) still names them.
+	for _, r := range failed {
+		fmt.Println(e2e.Summary(r))
+	}
 	fmt.Printf("%d trials in %.1fs, seed %d\n", len(jobs), time.Since(start).Seconds(), *seed)
 	// Killed processes must not leave temporary semaphore files either
 	// (they belong to no ring, so the trials' own checks miss them).
