@@ -65,7 +65,12 @@ C_LIB    := shmpc crc32c ring lockfile objects peer consumer consumer_open produ
 C_HDRS   := $(wildcard c/*.h)
 C_TESTS  := $(basename $(notdir $(wildcard c/tests/*.c)))
 
-.PHONY: c c-test
+.PHONY: c c-test bench-c
+
+# bench-c measures the four pairings of shmpc and shmpc-c (c/bench.sh:
+# medians of REPS alternating runs and the mixed pairings' ratios).
+bench-c:
+	./c/bench.sh
 
 c: $(C_BUILD)/libshmpc.a $(C_BUILD)/shmpc-c
 	@if command -v $(C_CXX) >/dev/null 2>&1; then \

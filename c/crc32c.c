@@ -175,6 +175,15 @@ uint32_t (*shmpc_crc32c_kernel_fn(const char *name))(uint32_t, const uint8_t *, 
     return NULL;
 }
 
+/* shmpc_crc32c_shift_8k returns reg * x^(8*8192) mod P: the raw register
+ * after 8192 zero bytes, the step that joins chains of 8 KiB (the payload's
+ * chunk, and LONG_CHAIN here). */
+uint32_t shmpc_crc32c_shift_8k(uint32_t reg) {
+    _Static_assert(LONG_CHAIN == 8192, "shift_long is the 8 KiB shift");
+    pthread_once(&once, init);
+    return shift(shift_long, reg);
+}
+
 uint32_t shmpc_crc32c(uint32_t crc, const void *p, size_t n) {
     return ~shmpc_crc32c_raw(~crc, (const uint8_t *)p, n);
 }

@@ -191,8 +191,12 @@ int shmpc_reader_peek(struct shmpc_reader *rd, uint64_t *seq, uint64_t *length, 
 void shmpc_reader_mark(struct shmpc_reader *rd, uint64_t seq, uint64_t length);
 int shmpc_reader_release(struct shmpc_reader *rd, uint64_t seq, uint64_t *length);
 
+/* payload.c: a named fill ("scalar", "sse42"), NULL where the CPU lacks it */
+uint32_t (*shmpc_payload_fill_kernel(const char *name))(void *, size_t, uint64_t);
+
 /* crc32c.c */
 uint32_t shmpc_crc32c_raw(uint32_t reg, const uint8_t *p, size_t n); /* no inversions */
+uint32_t shmpc_crc32c_shift_8k(uint32_t reg); /* reg * x^(8*8192) mod P */
 uint32_t shmpc_copy_crc32c_dst(uint32_t crc, void *dst, const void *src, size_t n);
 uint32_t (*shmpc_crc32c_kernel_fn(const char *name))(uint32_t, const uint8_t *, size_t);
 

@@ -11,10 +11,13 @@ extern "C" {
 #endif
 
 /* shmpc_payload_fill writes the first n bytes of item seq into dst and
- * returns their CRC32C, computed from the generated data (each 8 KiB chunk
- * is generated in private memory, checksummed there and copied on), never
- * read back from dst. */
+ * returns their CRC32C, computed from the generated words as they are
+ * written (x86-64 with SSE4.2; elsewhere from a private copy of each 8 KiB
+ * chunk), never read back from dst. */
 uint32_t shmpc_payload_fill(void *dst, size_t n, uint64_t seq);
+
+/* shmpc_payload_fill_name names the fill in use: "sse42" or "scalar". */
+const char *shmpc_payload_fill_name(void);
 
 #ifdef __cplusplus
 }

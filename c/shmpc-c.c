@@ -531,7 +531,8 @@ static int cmd_consume(int argc, char **argv) {
 static const char usage[] = "usage: shmpc-c <command> [flags]\n\n"
                             "commands:\n"
                             "  produce   write items into the ring NAME\n"
-                            "  consume   read, verify and process items from the ring NAME\n\n"
+                            "  consume   read, verify and process items from the ring NAME\n"
+                            "  version   the CRC32C kernel and payload fill in use\n\n"
                             "Run 'shmpc-c <command> -h' for a command's flags.\n"
                             "Exit status: 0 ok, 1 error, 2 usage, 3 peer lost, 4 integrity error.\n";
 
@@ -545,6 +546,10 @@ int main(int argc, char **argv) {
         return cmd_produce(argc - 2, argv + 2);
     if (!strcmp(argv[1], "consume"))
         return cmd_consume(argc - 2, argv + 2);
+    if (!strcmp(argv[1], "version")) {
+        printf("shmpc-c: crc32c %s, payload fill %s\n", shmpc_crc32c_kernel(), shmpc_payload_fill_name());
+        return 0;
+    }
     if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "-help") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
         fputs(usage, stdout);
         return 0;
