@@ -1,0 +1,5 @@
+//go:build race
+
+package modtest
+
+const raceEnabled = true
