@@ -63,14 +63,21 @@ func (p *pipeline) finish(t *testing.T, procs ...*proc) {
 
 // TestBridgeProcesses carries streams through real processes: shmpc produce
 // -> shmpc-bridge send -> JetStream -> shmpc-bridge recv -> shmpc consume
-// -manifest, and checks that every item arrived once with the payload's CRC.
+// -manifest, and checks that every item arrived once with the payload's CRC:
+// 1 GiB of 8 MiB items (9 messages each) and 100 000 items of 4 KiB (-short:
+// 64 MiB and 10 000).
 func TestBridgeProcesses(t *testing.T) {
 	s := startServer(t, "", 0)
-	for _, tc := range []struct{ count, size int }{
-		{8, 8 << 20},     // 64 MiB of 8 MiB items: 9 messages each
-		{10000, 4 << 10}, // 10 000 items of 4 KiB
-	} {
+	cases := []struct{ count, size int }{{128, 8 << 20}, {100000, 4 << 10}}
+	if testing.Short() {
+		cases = []struct{ count, size int }{{8, 8 << 20}, {10000, 4 << 10}}
+	}
+	for _, tc := range cases {
 		t.Run(fmt.Sprintf("%dx%d", tc.count, tc.size), func(t *testing.T) {
+			start := time.Now()
+			defer func() {
+				t.Logf("%d items of %d bytes end to end in %.1fs", tc.count, tc.size, time.Since(start).Seconds())
+			}()
 			p := newPipeline(t, s.ClientURL(), tc.count, tc.size)
 			procs := []*proc{p.recv(t), p.consume(t), p.produce(t), p.send(t)}
 			p.finish(t, procs...)
