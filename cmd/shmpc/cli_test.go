@@ -494,6 +494,23 @@ func TestCPUProfileEnv(t *testing.T) {
 	}
 }
 
+// TestProfileName: a bench peer's profile is named after its role; other
+// commands after themselves, and only produce, consume and the peers write one.
+func TestProfileName(t *testing.T) {
+	require.Equal(t, "peer-ring-send", profileName([]string{"bench", "peer", "ring-send", "-count", "1"}))
+	require.Equal(t, "bench", profileName([]string{"bench", "-quick"}))
+	require.Equal(t, "produce", profileName([]string{"produce", "-name", "x"}))
+	t.Setenv(profileEnv, filepath.Join(t.TempDir(), "prof"))
+	stop := startProfile("bench")
+	stop()
+	files, _ := filepath.Glob(os.Getenv(profileEnv) + ".*")
+	require.Empty(t, files, "bench itself writes no profile")
+	stop = startProfile("peer-ring-recv")
+	stop()
+	files, _ = filepath.Glob(os.Getenv(profileEnv) + ".peer-ring-recv.*.pprof")
+	require.Len(t, files, 1, "a peer's profile")
+}
+
 // TestVersionAndGCOfNothing: `shmpc version` names the Go version and the
 // kernels in use; `gc -name` of a NAME with no object says so.
 func TestVersionAndGCOfNothing(t *testing.T) {

@@ -68,7 +68,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stderr, usage)
 		return exitUsage
 	}
-	defer startProfile(args[0])()
+	defer startProfile(profileName(args))()
 	var err error
 	switch cmd, rest := args[0], args[1:]; cmd {
 	case "run":
