@@ -98,6 +98,18 @@ func NewSender(ctx context.Context, nc *nats.Conn, name string, opt SenderOption
 	}
 	copt := opt.Consumer
 	copt.Copy = true
+	// The end goes to JetStream before the producer learns that the ring is
+	// drained (and removes it): a Sender killed between the two leaves the
+	// ended ring to its successor, which publishes the end again (dropped
+	// by its message id), instead of losing it with the ring.
+	copt.BeforeDrain = func() error {
+		if s.ended {
+			return nil
+		}
+		ectx, cancel := context.WithTimeout(context.Background(), s.retry)
+		defer cancel()
+		return s.publishEnd(ectx)
+	}
 	s.c, err = consumer.Open(ctx, name, copt)
 	if err != nil {
 		return nil, fmt.Errorf("bridge send: %w", err)
@@ -180,10 +192,11 @@ func (s *Sender) Run(ctx context.Context) error {
 	if err := finish(ctx); err != nil {
 		return err
 	}
-	if !s.ended {
-		if err := s.publishEnd(ctx); err != nil {
-			return err
-		}
+	// The end was published and the drain told in the last Release (or in
+	// Next, for a stream whose items were all released before its end);
+	// Next reports a drain that failed.
+	if _, err := s.c.Next(ctx); err != io.EOF {
+		return fmt.Errorf("bridge send: %w", err)
 	}
 	return nil
 }
@@ -223,9 +236,8 @@ func (s *Sender) publish(ctx context.Context, it consumer.Item) (*inflight, erro
 
 // complete collects f's acknowledgements (waiting for them when wait, or
 // else only as far as they came) and, once every piece is acknowledged,
-// releases the item; before releasing the last item of an ended stream it
-// publishes the end, so that the end cannot be lost between the drain and
-// its publication.
+// releases the item (the release of an ended stream's last item publishes
+// the end first, through consumer.Options.BeforeDrain).
 func (s *Sender) complete(ctx context.Context, f *inflight, wait bool) error {
 	for f.done < len(f.futs) {
 		fut := f.futs[f.done]
@@ -260,11 +272,6 @@ func (s *Sender) complete(ctx context.Context, f *inflight, wait bool) error {
 		s.stats.Pieces++
 		f.done++
 	}
-	if final, ended := s.r.End(); ended && final == f.it.Seq+1 && !s.ended {
-		if err := s.publishEnd(ctx); err != nil {
-			return err
-		}
-	}
 	if err := f.it.Release(); err != nil {
 		return fmt.Errorf("bridge send: release item %d: %w", f.it.Seq, err)
 	}
@@ -296,8 +303,14 @@ func (s *Sender) republish(ctx context.Context, m *nats.Msg, id string) (*jetstr
 	}
 }
 
+// beforeEndHook, when set (by tests), runs as publishEnd starts.
+var beforeEndHook func()
+
 // publishEnd publishes the end of the stream, synchronously.
 func (s *Sender) publishEnd(ctx context.Context) error {
+	if beforeEndHook != nil {
+		beforeEndHook()
+	}
 	final, _ := s.r.End()
 	m := nats.NewMsg(s.subject)
 	m.Header.Set(HeaderStream, s.id)

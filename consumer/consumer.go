@@ -75,6 +75,17 @@ type Options struct {
 	// call by the producer, a context switch here) when items come faster
 	// than that, at the price of a busy CPU while it spins.
 	Spin time.Duration
+	// BeforeDrain, when set, is called once the stream ended and every item
+	// of it was released, before the consumer tells the producer the stream
+	// is drained (after which the producer removes the ring). A consumer
+	// that forwards the stream elsewhere records the stream's end there, so
+	// that no crash between the two can lose it: a consumer that dies
+	// before the drain leaves the ended ring to its successor, which calls
+	// BeforeDrain again. An error leaves the drain untold, and the ring
+	// waits for the next consumer; Run and Next return it, wrapped (when the
+	// drain is reached in a Release or Close, it goes to Logf, and a later
+	// Next returns it).
+	BeforeDrain func() error
 	// Logf receives notes worth telling a user. Nil discards them.
 	Logf func(format string, args ...any)
 }

@@ -177,6 +177,9 @@ func (pl *puller) next(ctx context.Context) (Item, error) {
 		}
 		if pl.eof.Load() {
 			pl.maybeFinish()
+			if pl.finishErr != nil {
+				return Item{}, pl.finishErr
+			}
 			return Item{}, io.EOF
 		}
 		if err := pl.wait(ctx); err != nil {

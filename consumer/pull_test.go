@@ -369,3 +369,96 @@ func TestNextAllocatesNothing(t *testing.T) {
 		})
 	}
 }
+
+// TestBeforeDrainComesBeforeTheProducerIsTold: BeforeDrain runs once, after
+// the last item of an ended stream is released and before the producer's End
+// returns (End waits for the drain), through Next and through Run.
+func TestBeforeDrainComesBeforeTheProducerIsTold(t *testing.T) {
+	for _, how := range []string{"next", "run", "run-ordered"} {
+		t.Run(how, func(t *testing.T) {
+			name := uniqueName(t)
+			items := randomItems(20, 4096, 11)
+			s := startSender(t, name, 4, 4096, items)
+			var calls atomic.Int32
+			var endReturned atomic.Bool
+			var c *consumer.Consumer
+			var problems []string // the hook's findings, checked on the test's goroutine
+			c, err := consumer.Open(context.Background(), name, consumer.Options{Workers: 2, Ordered: how == "run-ordered",
+				BeforeDrain: func() error {
+					if got := c.Stats().Items; got != uint64(len(items)) {
+						problems = append(problems, fmt.Sprintf("BeforeDrain after %d of %d items were released", got, len(items)))
+					}
+					time.Sleep(100 * time.Millisecond) // the producer must still be waiting
+					if endReturned.Load() {
+						problems = append(problems, "the producer's End returned before BeforeDrain did")
+					}
+					calls.Add(1)
+					return nil
+				}})
+			require.NoError(t, err)
+			defer c.Close()
+			go func() {
+				_ = s.wait(t)
+				endReturned.Store(true)
+			}()
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if how == "next" {
+				for {
+					it, err := c.Next(ctx)
+					if err == io.EOF {
+						break
+					}
+					require.NoError(t, err)
+					require.NoError(t, it.Release())
+				}
+			} else {
+				require.NoError(t, c.Run(ctx, func(uint64, []byte) error { return nil }))
+			}
+			require.Empty(t, problems)
+			require.NoError(t, s.wait(t))
+			require.Equal(t, int32(1), calls.Load(), "BeforeDrain calls")
+		})
+	}
+}
+
+// TestBeforeDrainErrorLeavesTheRingToASuccessor: a BeforeDrain that fails
+// leaves the drain untold: Next returns the error, the producer keeps
+// waiting, and the ring's next consumer finds the stream ended, calls its own
+// BeforeDrain and drains it; then the producer's End returns.
+func TestBeforeDrainErrorLeavesTheRingToASuccessor(t *testing.T) {
+	name := uniqueName(t)
+	items := randomItems(10, 1024, 12)
+	s := startSender(t, name, 4, 4096, items)
+	boom := errors.New("the end could not be recorded")
+	c1, err := consumer.Open(context.Background(), name, consumer.Options{BeforeDrain: func() error { return boom }})
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	n := 0
+	for {
+		it, err := c1.Next(ctx)
+		if err != nil {
+			require.ErrorIs(t, err, boom, "Next after a failed BeforeDrain")
+			break
+		}
+		require.NoError(t, it.Release())
+		n++
+	}
+	require.Equal(t, len(items), n)
+	select {
+	case err := <-s.done:
+		t.Fatalf("the producer's End returned (%v) although the drain was never told", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	require.NoError(t, c1.Close())
+
+	var called atomic.Bool
+	c2, err := consumer.Open(context.Background(), name, consumer.Options{BeforeDrain: func() error { called.Store(true); return nil }})
+	require.NoError(t, err)
+	defer c2.Close()
+	_, err = c2.Next(ctx)
+	require.Equal(t, io.EOF, err, "the successor finds the ended, released stream")
+	require.True(t, called.Load(), "the successor's BeforeDrain")
+	require.NoError(t, s.wait(t))
+}

@@ -200,9 +200,15 @@ dispatch:
 }
 
 // finish ends a consumer that took every item of an ended stream and
-// released them all: it marks the ring drained, tells the producer
-// (shutdown), and waits for the producer to remove the ring.
+// released them all: it calls Options.BeforeDrain, marks the ring drained,
+// tells the producer (shutdown), and waits for the producer to remove the
+// ring.
 func (c *Consumer) finish() error {
+	if h := c.opt.BeforeDrain; h != nil {
+		if err := h(); err != nil {
+			return fmt.Errorf("before the drain (left to the next consumer): %w", err)
+		}
+	}
 	c.ring.SetDrained()
 	c.drained = true
 	if err := c.sems.Shutdown.Post(); err != nil {
