@@ -29,7 +29,11 @@
 //
 // A Sender releases an item only after every piece of it was stored, so a
 // killed Sender loses nothing: the ring's next consumer (a new Sender) starts at
-// the oldest unreleased item. A Receiver acknowledges the messages of an item
+// the oldest unreleased item. It publishes the end of the stream before it
+// tells the source ring's producer that the ring is drained (after which the
+// producer removes the ring; consumer.Options.BeforeDrain), so no crash loses
+// the end either: a Sender killed between the two leaves the ended ring to its
+// successor, which publishes the end again. A Receiver acknowledges the messages of an item
 // only once the item is committed in its ring, and on a restart it starts its
 // durable consumer again at the first message not acknowledged and drops every
 // piece of an item its ring already holds (the ring's producer.Next), so a
