@@ -205,7 +205,7 @@ func (s *Sender) Run(ctx context.Context) error {
 func (s *Sender) publish(ctx context.Context, it consumer.Item) (*inflight, error) {
 	n := len(it.Data)
 	count := max(1, (n+s.piece-1)/s.piece)
-	crc := strconv.FormatUint(uint64(ring.CRC(it.Data)), 10)
+	crc := strconv.FormatUint(uint64(it.CRC), 10) // what the copy was verified against
 	f := &inflight{it: it, msgs: make([]*nats.Msg, count), futs: make([]jetstream.PubAckFuture, count)}
 	seq := strconv.FormatUint(it.Seq, 10)
 	for i := range count {

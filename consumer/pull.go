@@ -13,13 +13,18 @@ import (
 	"github.com/shmpc/shmpc/ring"
 )
 
-// Item is one verified item returned by Next: its sequence number and its
-// bytes. Data is a view into the ring's slot (or, with Options.Copy, the
-// consumer's private copy) and is valid until Release or Close. The slot
-// goes back to the producer only when the item is released: hold few.
+// Item is one verified item returned by Next: its sequence number, its
+// bytes and their checksum. Data is a view into the ring's slot (or, with
+// Options.Copy, the consumer's private copy) and is valid until Release or
+// Close. The slot goes back to the producer only when the item is
+// released: hold few.
 type Item struct {
 	Seq  uint64
 	Data []byte
+	// CRC is the CRC32C (Castagnoli) the producer published with the item,
+	// which Data was verified against: a caller that passes the item on
+	// with its checksum need not compute it again.
+	CRC uint32
 
 	c   *Consumer
 	buf []byte // the copy buffer Data lives in (Options.Copy), back to the pool at Release
@@ -199,7 +204,7 @@ func (pl *puller) next(ctx context.Context) (Item, error) {
 		// Not released: a successor consumer meets the same bad item.
 		return Item{}, pl.fail(e.err)
 	}
-	it := Item{Seq: e.it.Seq, Data: e.data, c: pl.c, buf: e.buf}
+	it := Item{Seq: e.it.Seq, Data: e.data, CRC: e.it.CRC, c: pl.c, buf: e.buf}
 	e.it, e.buf, e.data = ring.Item{}, nil, nil
 	return it, nil
 }

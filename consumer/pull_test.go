@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"math/rand/v2"
 	"sync"
@@ -108,6 +109,7 @@ func TestNextDeliversInOrder(t *testing.T) {
 					require.NoError(t, err)
 					require.Equal(t, uint64(seq), it.Seq)
 					require.True(t, bytes.Equal(want[seq], it.Data), "item %d's bytes", seq)
+					require.Equal(t, crc32.Checksum(want[seq], crc32.MakeTable(crc32.Castagnoli)), it.CRC, "item %d's CRC", seq)
 					held = append(held, it)
 					// Hold up to two items; release the newer first.
 					if len(held) == 2 {
