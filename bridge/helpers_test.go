@@ -32,12 +32,14 @@ var (
 	buildErr  error
 )
 
-// binaries builds shmpc (the core module's command) and shmpc-bridge once and
-// returns their paths.
+// binaries builds shmpc (the core module's command), shmpc-bridge and natsd
+// (internal/cmd/natsd, a NATS server the tests can kill) once and returns the
+// paths of the first two; natsdBinary returns the third.
 func binaries(t *testing.T) (shmpc, bridge string) {
 	t.Helper()
 	buildOnce.Do(func() {
-		for _, pkg := range []string{"github.com/shmpc/shmpc/cmd/shmpc", "github.com/shmpc/shmpc/bridge/cmd/shmpc-bridge"} {
+		for _, pkg := range []string{"github.com/shmpc/shmpc/cmd/shmpc", "github.com/shmpc/shmpc/bridge/cmd/shmpc-bridge",
+			"github.com/shmpc/shmpc/bridge/internal/cmd/natsd"} {
 			out, err := exec.Command("go", "build", "-o", binDir, pkg).CombinedOutput()
 			if err != nil {
 				buildErr = fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
@@ -49,6 +51,13 @@ func binaries(t *testing.T) (shmpc, bridge string) {
 		t.Fatal(buildErr)
 	}
 	return filepath.Join(binDir, "shmpc"), filepath.Join(binDir, "shmpc-bridge")
+}
+
+// natsdBinary returns the path of natsd, built by binaries.
+func natsdBinary(t *testing.T) string {
+	t.Helper()
+	binaries(t)
+	return filepath.Join(binDir, "natsd")
 }
 
 var nonName = regexp.MustCompile(`[^A-Za-z0-9]+`)

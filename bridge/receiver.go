@@ -20,6 +20,16 @@ const DefaultAckWait = 5 * time.Minute
 // maxHeld bounds the messages a Receiver holds ahead of the piece it needs.
 const maxHeld = 4096
 
+// stallAfter is how long a Receiver goes without progress, while JetStream
+// counts messages as out to it that it does not hold, before it starts its
+// durable consumer again at the first message not acknowledged. Messages a
+// NATS server had written to the Receiver's connection when it died, and the
+// Receiver never read, count as delivered in the consumer's state the
+// restarted server recovers: without a restart they would come again only
+// after the ack wait (DefaultAckWait). A restart costs copies of messages
+// already handled, which the Receiver drops.
+const stallAfter = 3 * time.Second
+
 // ReceiverOptions configure a Receiver.
 type ReceiverOptions struct {
 	// Subject is the JetStream subject the Sender publishes to (required).
@@ -43,6 +53,9 @@ type ReceiverStats struct {
 	Bytes   uint64
 	Dropped uint64 // messages of items the ring already held (a predecessor's, or delivered twice)
 	Ignored uint64 // messages without valid bridge headers, or of another stream
+	// Restarts counts the times the durable consumer was started again
+	// because messages it counted as delivered never came (see Run).
+	Restarts uint64
 }
 
 // Receiver is a durable JetStream consumer that produces the items of a
@@ -52,6 +65,8 @@ type ReceiverStats struct {
 type Receiver struct {
 	name  string
 	popt  producer.Options
+	st    jetstream.Stream
+	cfg   jetstream.ConsumerConfig // of the durable consumer, for a restart
 	cons  jetstream.Consumer
 	p     *producer.Producer
 	key   uint64 // the accepted stream's key (0: none yet)
@@ -104,25 +119,49 @@ func NewReceiver(ctx context.Context, nc *nats.Conn, name string, opt ReceiverOp
 		Durable: durable, FilterSubject: opt.Subject, AckPolicy: jetstream.AckExplicitPolicy,
 		AckWait: DefaultAckWait, MaxAckPending: 20000, DeliverPolicy: jetstream.DeliverAllPolicy,
 	}
-	// A durable consumer that exists holds messages a dead Receiver had and
-	// would deliver them again only after the ack wait: start it again at
-	// the first message not acknowledged instead, in stream order.
-	old, err := st.Consumer(ctx, durable)
+	r := &Receiver{name: name, popt: opt.Producer, st: st, cfg: cfg, held: map[[2]uint64]jetstream.Msg{}}
+	if err := r.startConsumer(ctx); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// startConsumer creates the durable consumer, or starts it again: one that
+// exists holds messages a dead Receiver had (or that a dead server had
+// written to this one and it never read) and would deliver them again only
+// after the ack wait, so it is created anew at the first message not
+// acknowledged, in stream order.
+func (r *Receiver) startConsumer(ctx context.Context) error {
+	cfg := r.cfg
+	old, err := r.st.Consumer(ctx, cfg.Durable)
 	switch {
 	case err == nil:
 		floor := old.CachedInfo().AckFloor.Stream
-		if err := st.DeleteConsumer(ctx, durable); err != nil {
-			return nil, fmt.Errorf("bridge recv: restart consumer %s: %w", durable, err)
+		if err := r.st.DeleteConsumer(ctx, cfg.Durable); err != nil {
+			return fmt.Errorf("bridge recv: restart consumer %s: %w", cfg.Durable, err)
 		}
 		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, floor+1
 	case !errors.Is(err, jetstream.ErrConsumerNotFound):
-		return nil, fmt.Errorf("bridge recv: consumer %s: %w", durable, err)
+		return fmt.Errorf("bridge recv: consumer %s: %w", cfg.Durable, err)
 	}
-	cons, err := st.CreateConsumer(ctx, cfg)
+	cons, err := r.st.CreateConsumer(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("bridge recv: create consumer %s: %w", durable, err)
+		return fmt.Errorf("bridge recv: create consumer %s: %w", cfg.Durable, err)
 	}
-	return &Receiver{name: name, popt: opt.Producer, cons: cons, held: map[[2]uint64]jetstream.Msg{}}, nil
+	r.cons = cons
+	return nil
+}
+
+// lostInFlight reports whether JetStream counts more messages as out to
+// the Receiver, unacknowledged, than it holds.
+func (r *Receiver) lostInFlight(ctx context.Context) bool {
+	ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	info, err := r.cons.Info(ictx)
+	if err != nil {
+		return false // the server is away: nothing to judge by yet
+	}
+	return info.NumAckPending > len(r.acks)+len(r.held)+len(r.later)
 }
 
 // Stats returns what was committed so far; call it from Run's goroutine or
@@ -135,27 +174,59 @@ func (r *Receiver) Stats() ReceiverStats { return r.stats }
 // each other (ErrProtocol), the local consumer is lost (producer.ErrPeerLost),
 // or ctx ends. An error leaves the local ring in place (until Close) with
 // every item committed so far.
+//
+// A Receiver that makes no progress for stallAfter while JetStream counts
+// messages as out to it that it does not hold starts its durable consumer
+// again at the first message not acknowledged (ReceiverStats.Restarts).
 func (r *Receiver) Run(ctx context.Context) error {
-	it, err := r.cons.Messages(jetstream.PullMaxMessagesWithBytesLimit(1000, 32<<20))
-	if err != nil {
-		return fmt.Errorf("bridge recv: %w", err)
-	}
-	defer it.Stop()
+	var it jetstream.MessagesContext
+	defer func() {
+		if it != nil {
+			it.Stop()
+		}
+	}()
+	lastNext, lastHave, lastProgress := r.next, r.have, time.Now()
 	for {
-		m, err := it.Next(jetstream.NextContext(ctx))
-		if err != nil {
-			if ctx.Err() != nil {
-				err = ctx.Err()
+		if it == nil {
+			var err error
+			if it, err = r.cons.Messages(jetstream.PullMaxMessagesWithBytesLimit(1000, 32<<20)); err != nil {
+				return fmt.Errorf("bridge recv: %w", err)
 			}
+		}
+		nctx, cancel := context.WithTimeout(ctx, time.Second)
+		m, err := it.Next(jetstream.NextContext(nctx))
+		cancel()
+		switch {
+		case ctx.Err() != nil:
+			return fmt.Errorf("bridge recv: %w", ctx.Err())
+		case err == nil:
+			done, err := r.handle(ctx, m)
+			if err != nil {
+				return err
+			}
+			if done {
+				return r.finish(ctx)
+			}
+		case !errors.Is(err, context.DeadlineExceeded):
 			return fmt.Errorf("bridge recv: %w", err)
 		}
-		done, err := r.handle(ctx, m)
-		if err != nil {
-			return err
+		if r.next != lastNext || r.have != lastHave {
+			lastNext, lastHave, lastProgress = r.next, r.have, time.Now()
+			continue
 		}
-		if done {
-			return r.finish(ctx)
+		if time.Since(lastProgress) < stallAfter || !r.lostInFlight(ctx) {
+			continue
 		}
+		it.Stop()
+		it = nil
+		lastProgress = time.Now()
+		if err := r.startConsumer(ctx); err != nil {
+			if ctx.Err() != nil {
+				return err
+			}
+			continue // the old consumer stays; tried again after stallAfter
+		}
+		r.stats.Restarts++
 	}
 }
 

@@ -14,7 +14,18 @@
 # every exit: success, failure, Ctrl-C, SIGTERM. Without a C compiler the
 # mixed pairs are skipped, saying so (SHMPC_REQUIRE_GCC=1 fails instead).
 # Extra arguments go to the runner (e2e/cmd/e2e), e.g. -seed N or
-# -scenario RE. Exit status: the runner's (0: every must-be-zero cell is 0).
+# -scenario RE.
+#
+# Then the bridge family (bridge/cmd/bridge-e2e, in the bridge module):
+# SHMPC_E2E_BRIDGE_TRIALS (default 3) trials of each of its scenarios
+# (kills of shmpc-bridge send, recv, the NATS server and the remote
+# consumer, and forged messages on the subject), SHMPC_E2E_BRIDGE_PARALLEL
+# (default 1) at a time, seeded by SHMPC_E2E_BRIDGE_SEED (default: the
+# clock, printed), normal pages only. When the bridge module cannot be
+# built (no network for its modules, an old Go) it is skipped, saying so;
+# SHMPC_REQUIRE_BRIDGE=1 fails instead.
+# Exit status: 0 when every must-be-zero cell of both tables is 0; else the
+# first runner's status when it is not 0, or the bridge runner's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,6 +33,10 @@ pages=${SHMPC_E2E_HUGEPAGES:-64}
 trials=${SHMPC_E2E_TRIALS:-12}
 mixed=${SHMPC_E2E_MIXED_TRIALS:-2}
 parallel=${SHMPC_E2E_PARALLEL:-2}
+btrials=${SHMPC_E2E_BRIDGE_TRIALS:-3}
+bparallel=${SHMPC_E2E_BRIDGE_PARALLEL:-1}
+bseed=()
+[ -n "${SHMPC_E2E_BRIDGE_SEED:-}" ] && bseed=(-seed "$SHMPC_E2E_BRIDGE_SEED")
 lock=/tmp/shmpc-hugepages.lock
 pool=/proc/sys/vm/nr_hugepages
 
@@ -64,6 +79,18 @@ if command -v "${C_CC:-cc}" >/dev/null 2>&1; then
 	chmod 0755 "$work/c"
 	cbin=(-cbin "$work/c/shmpc-c")
 fi # else the runner says that the mixed pairs are skipped, and why
+bridge=""
+mkdir "$work/bridge"
+if (cd bridge && go build -o "$work/bridge/" ./cmd/bridge-e2e ./cmd/shmpc-bridge ./internal/cmd/natsd) >"$work/bridge/build.log" 2>&1; then
+	bridge="$work/bridge"
+elif [ "${SHMPC_REQUIRE_BRIDGE:-}" = 1 ]; then
+	cat "$work/bridge/build.log" >&2
+	echo "e2e/run.sh: the bridge module does not build, and SHMPC_REQUIRE_BRIDGE=1 requires the bridge family" >&2
+	exit 1
+else
+	sed 's/^/  /' "$work/bridge/build.log" >&2
+	echo "e2e/run.sh: the bridge module does not build (above): the bridge family is skipped (SHMPC_REQUIRE_BRIDGE=1 fails instead)" >&2
+fi
 
 exec 9>>"$lock"
 flock -w 120 9
@@ -83,5 +110,14 @@ grep -E '^HugePages_(Total|Free)' /proc/meminfo
 set +e
 "$work/e2e" -bin "$work/shmpc" "${cbin[@]}" -trials "$trials" -mixed-trials "$mixed" -pages both -parallel "$parallel" "$@"
 status=$?
+bstatus=0
+if [ -n "$bridge" ]; then
+	echo
+	"$bridge/bridge-e2e" -shmpc "$work/shmpc" -bridge "$bridge/shmpc-bridge" -natsd "$bridge/natsd" \
+		-trials "$btrials" -parallel "$bparallel" "${bseed[@]}"
+	bstatus=$?
+	[ "$bstatus" != 0 ] && echo "e2e/run.sh: the bridge family failed (exit $bstatus)" >&2
+fi
 set -e
-exit "$status"
+[ "$status" != 0 ] && exit "$status"
+exit "$bstatus"

@@ -144,8 +144,8 @@ func run(args []string, stderr io.Writer) int {
 	}
 	// After an error the ring stays for the next recv, as after a crash.
 	st := r.Stats()
-	fmt.Fprintf(stderr, "shmpc-bridge recv: %d items, %d bytes committed (%d messages dropped as delivered, %d ignored) in %.3fs\n",
-		st.Items, st.Bytes, st.Dropped, st.Ignored, time.Since(start).Seconds())
+	fmt.Fprintf(stderr, "shmpc-bridge recv: %d items, %d bytes committed (%d messages dropped as delivered, %d ignored, %d consumer restarts) in %.3fs\n",
+		st.Items, st.Bytes, st.Dropped, st.Ignored, st.Restarts, time.Since(start).Seconds())
 	return fail(ctx, stderr, cmd, err)
 }
 
