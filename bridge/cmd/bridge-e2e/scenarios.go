@@ -37,7 +37,6 @@ type pipe struct {
 	prod, send, recv     *proc
 	cons                 *proc
 	manifest             string
-	recvExtra            []string
 	recvs, sends, conses []*proc // every process of the role, in order
 }
 
