@@ -108,7 +108,19 @@ func run(args []string, stderr io.Writer) int {
 			}
 		}()
 	}
-	nc, err := nats.Connect(*url, nats.Name("shmpc-bridge "+cmd+" "+*name), nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond))
+	// nats.go's own notes (an unprefixed "... on connection [N]" line for
+	// every asynchronous error) become one-line notes in the command's form.
+	note := func(format string, args ...any) {
+		fmt.Fprintf(stderr, "shmpc-bridge %s: note: %s\n", cmd, fmt.Sprintf(format, args...))
+	}
+	nc, err := nats.Connect(*url, nats.Name("shmpc-bridge "+cmd+" "+*name), nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { note("NATS: %v", err) }),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				note("lost the NATS server (%v): reconnecting", err)
+			}
+		}),
+		nats.ReconnectHandler(func(c *nats.Conn) { note("reconnected to %s", c.ConnectedUrlRedacted()) }))
 	if err != nil {
 		fmt.Fprintf(stderr, "shmpc-bridge %s: connect to %s: %v: start a NATS server with JetStream (nats-server -js) or give -nats\n", cmd, *url, err)
 		return exitError
