@@ -180,7 +180,13 @@ func (s *Sender) Run(ctx context.Context) error {
 		}
 		q = append(q, f)
 		for len(q) > 0 {
-			if err := s.complete(ctx, q[0], len(q) >= window); err != nil {
+			// Wait for the oldest item's acknowledgements when the window
+			// is full, or when the ring holds no newer item to publish
+			// meanwhile (else the last items of a burst would stay
+			// unreleased until the next item or the end came); otherwise
+			// take only what has come.
+			idle := s.r.Head() <= it.Seq+1
+			if err := s.complete(ctx, q[0], len(q) >= window || idle); err != nil {
 				return err
 			}
 			if q[0].done < len(q[0].futs) {
