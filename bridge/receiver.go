@@ -186,6 +186,7 @@ func (r *Receiver) Run(ctx context.Context) error {
 		}
 	}()
 	lastNext, lastHave, lastProgress := r.next, r.have, time.Now()
+	var lastCheck time.Time // of JetStream's count, at most once a second
 	for {
 		if it == nil {
 			var err error
@@ -214,7 +215,10 @@ func (r *Receiver) Run(ctx context.Context) error {
 			lastNext, lastHave, lastProgress = r.next, r.have, time.Now()
 			continue
 		}
-		if time.Since(lastProgress) < stallAfter || !r.lostInFlight(ctx) {
+		if time.Since(lastProgress) < stallAfter || time.Since(lastCheck) < time.Second {
+			continue
+		}
+		if lastCheck = time.Now(); !r.lostInFlight(ctx) {
 			continue
 		}
 		it.Stop()
