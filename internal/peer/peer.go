@@ -140,6 +140,10 @@ func (w *Watcher) Watch(parent context.Context, want bool) (ctx context.Context,
 					cancel(ErrChanged)
 					return
 				}
+				// Someone holds the role still (not the process watched:
+				// the header named another one): look every Interval,
+				// no longer at the pidfd's slow safety-net pace.
+				t.Reset(Interval)
 			case <-t.C:
 				if w.Present() != want {
 					cancel(ErrChanged)

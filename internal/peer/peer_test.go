@@ -96,6 +96,47 @@ func TestPidfdWatch(t *testing.T) {
 	require.Less(t, d, 150*time.Millisecond)
 }
 
+// TestWatchAfterTheNamedProcessExited: the identity names a process that
+// exits while another holds the role (a header naming an earlier peer);
+// once the pidfd fired, the lock is looked at every Interval, not at the
+// pidfd's slow safety-net pace (SlowInterval), so the holder's death later
+// is still noticed well within 250 ms.
+func TestWatchAfterTheNamedProcessExited(t *testing.T) {
+	l, cmd := holder(t)
+	named := exec.Command("sleep", "0.03")
+	require.NoError(t, named.Start())
+	t.Cleanup(func() { _ = named.Process.Kill(); _ = named.Wait() })
+	st, err := proc.StartTime(named.Process.Pid)
+	require.NoError(t, err)
+	w := New(l, lockfile.Consumer, func() proc.ID { return proc.ID{PID: named.Process.Pid, Start: st} })
+	require.True(t, w.Present())
+	ctx, stop := w.Watch(context.Background(), true)
+	defer stop()
+	start := time.Now()
+	waited := make(chan error, 1)
+	go func() { waited <- named.Wait() }()
+	select {
+	case <-waited:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the named process did not exit within 10s")
+	}
+	// Past the pidfd's first slow look (SlowInterval after the Watch
+	// began), so that the look after it is SlowInterval away at the old pace.
+	time.Sleep(SlowInterval + 10*time.Millisecond - time.Since(start))
+	require.NoError(t, ctx.Err(), "watch ended while the holder lives")
+	killed := time.Now()
+	require.NoError(t, cmd.Process.Kill())
+	select {
+	case <-ctx.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the holder's death not noticed within 5s")
+	}
+	d := time.Since(killed)
+	t.Logf("detected in %v", d)
+	require.ErrorIs(t, context.Cause(ctx), ErrChanged)
+	require.Less(t, d, 150*time.Millisecond, "noticed at the pidfd's slow pace, not every Interval")
+}
+
 // TestLockWatch: without an identity (or with a wrong one) the lock is
 // polled, and death is still noticed within 250 ms.
 func TestLockWatch(t *testing.T) {
