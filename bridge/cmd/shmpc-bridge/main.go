@@ -23,6 +23,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -49,6 +50,34 @@ Exit status: 0 ok, 1 error, 2 usage, 3 peer lost, 4 integrity error.
 `
 
 func main() { os.Exit(run(os.Args[1:], os.Stderr)) }
+
+// profileEnv, as for the core shmpc command, makes send and recv write a Go
+// CPU profile to PREFIX.bridge-send.PID.pprof or PREFIX.bridge-recv.PID.pprof.
+const profileEnv = "SHMPC_CPUPROFILE"
+
+// startProfile starts the CPU profile of cmd if profileEnv asks for it and
+// returns the function that stops it (a no-op otherwise).
+func startProfile(cmd string, stderr io.Writer) (stop func()) {
+	prefix := os.Getenv(profileEnv)
+	if prefix == "" {
+		return func() {}
+	}
+	f, err := os.Create(fmt.Sprintf("%s.bridge-%s.%d.pprof", prefix, cmd, os.Getpid()))
+	if err == nil {
+		err = pprof.StartCPUProfile(f)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "shmpc-bridge %s: %s: %v; not profiling\n", cmd, profileEnv, err)
+		if f != nil {
+			f.Close()
+		}
+		return func() {}
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}
+}
 
 // run runs one command and returns its exit status.
 func run(args []string, stderr io.Writer) int {
@@ -94,6 +123,7 @@ func run(args []string, stderr io.Writer) int {
 		return exitUsage
 	}
 
+	defer startProfile(cmd, stderr)()
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
 	if cmd == "send" {
