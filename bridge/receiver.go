@@ -67,6 +67,7 @@ type Receiver struct {
 	popt  producer.Options
 	st    jetstream.Stream
 	cfg   jetstream.ConsumerConfig // of the durable consumer, for a restart
+	floor uint64                   // the ack floor of the last consumer deleted for a restart
 	cons  jetstream.Consumer
 	p     *producer.Producer
 	key   uint64 // the accepted stream's key (0: none yet)
@@ -136,13 +137,17 @@ func (r *Receiver) startConsumer(ctx context.Context) error {
 	old, err := r.st.Consumer(ctx, cfg.Durable)
 	switch {
 	case err == nil:
-		floor := old.CachedInfo().AckFloor.Stream
+		r.floor = old.CachedInfo().AckFloor.Stream
 		if err := r.st.DeleteConsumer(ctx, cfg.Durable); err != nil {
 			return fmt.Errorf("bridge recv: restart consumer %s: %w", cfg.Durable, err)
 		}
-		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, floor+1
 	case !errors.Is(err, jetstream.ErrConsumerNotFound):
 		return fmt.Errorf("bridge recv: consumer %s: %w", cfg.Durable, err)
+	}
+	// A floor known from a consumer deleted by an earlier try whose
+	// creation then failed counts too: not from the stream's start again.
+	if r.floor > 0 {
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, r.floor+1
 	}
 	cons, err := r.st.CreateConsumer(ctx, cfg)
 	if err != nil {
@@ -187,7 +192,22 @@ func (r *Receiver) Run(ctx context.Context) error {
 	}()
 	lastNext, lastHave, lastProgress := r.next, r.have, time.Now()
 	var lastCheck time.Time // of JetStream's count, at most once a second
+	restart := false
 	for {
+		if restart {
+			// Tried again every second until it works (the server may be
+			// away): the consumer may be gone already if a try deleted it.
+			if err := r.startConsumer(ctx); err != nil {
+				select {
+				case <-ctx.Done():
+					return fmt.Errorf("bridge recv: %w", ctx.Err())
+				case <-time.After(time.Second):
+				}
+				continue
+			}
+			restart = false
+			r.stats.Restarts++
+		}
 		if it == nil {
 			var err error
 			if it, err = r.cons.Messages(jetstream.PullMaxMessagesWithBytesLimit(1000, 32<<20)); err != nil {
@@ -223,14 +243,8 @@ func (r *Receiver) Run(ctx context.Context) error {
 		}
 		it.Stop()
 		it = nil
+		restart = true
 		lastProgress = time.Now()
-		if err := r.startConsumer(ctx); err != nil {
-			if ctx.Err() != nil {
-				return err
-			}
-			continue // the old consumer stays; tried again after stallAfter
-		}
-		r.stats.Restarts++
 	}
 }
 
