@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"math/bits"
-	"strings"
 )
 
 // maxCheckErrors bounds the descriptor errors Check lists one by one.
@@ -125,34 +124,4 @@ func (r *Ring) allowedFree(i, head uint64) string {
 		s += fmt.Sprintf(" or %d", head)
 	}
 	return s
-}
-
-// joinedErrs is errors.Join on one line: the parts are separated by "; ",
-// so a message stays one line for a command's error output, and errors.Is
-// and errors.As still see every part.
-type joinedErrs []error
-
-func (e joinedErrs) Error() string {
-	var b strings.Builder
-	for i, err := range e {
-		if i > 0 {
-			b.WriteString("; ")
-		}
-		b.WriteString(err.Error())
-	}
-	return b.String()
-}
-
-func (e joinedErrs) Unwrap() []error { return e }
-
-// joinErrs returns nil for no errors, the error itself for one, and a
-// joinedErrs otherwise.
-func joinErrs(errs []error) error {
-	switch len(errs) {
-	case 0:
-		return nil
-	case 1:
-		return errs[0]
-	}
-	return joinedErrs(errs)
 }

@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"sync/atomic"
+
+	"github.com/shmpc/shmpc/internal/errline"
 )
 
 // Config is the creation-time description of a ring, stored in its header by Format.
@@ -286,7 +288,7 @@ func checkIndices(op string, h *header, slots uint64) error {
 	case drained == 1 && t1 != final:
 		errs = append(errs, errorf(op, "drained", ErrIndices, "drained, but tail %d is not the final count %d", t1, final))
 	}
-	return joinErrs(errs)
+	return errline.Join(errs)
 }
 
 // Name returns the ring's NAME.

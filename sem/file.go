@@ -8,9 +8,10 @@ import (
 	"math/rand/v2"
 	"os"
 	"runtime/debug"
-	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/shmpc/shmpc/internal/errline"
 )
 
 // tempTries is how many temporary names creation tries before it gives up
@@ -358,35 +359,5 @@ func (s *Semaphore) CheckOwner(uid int, perm os.FileMode) error {
 		errs = append(errs, fmt.Errorf("semaphore %q has permission %#o, which grants %#o beyond the requested %#o: %w",
 			s.name, uint32(gotPerm), uint32(extra), uint32(perm.Perm()), ErrLoosePerm))
 	}
-	return joinErrs(errs)
-}
-
-// joinedErrs is errors.Join on one line: the parts are separated by "; ",
-// so a message stays one line for a command's error output, and errors.Is
-// and errors.As still see every part.
-type joinedErrs []error
-
-func (e joinedErrs) Error() string {
-	var b strings.Builder
-	for i, err := range e {
-		if i > 0 {
-			b.WriteString("; ")
-		}
-		b.WriteString(err.Error())
-	}
-	return b.String()
-}
-
-func (e joinedErrs) Unwrap() []error { return e }
-
-// joinErrs returns nil for no errors, the error itself for one, and a
-// joinedErrs otherwise.
-func joinErrs(errs []error) error {
-	switch len(errs) {
-	case 0:
-		return nil
-	case 1:
-		return errs[0]
-	}
-	return joinedErrs(errs)
+	return errline.Join(errs)
 }
