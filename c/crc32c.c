@@ -93,36 +93,30 @@ static uint32_t table_raw(uint32_t reg, const uint8_t *p, size_t n) {
 }
 
 #ifdef HAVE_SSE42_KERNEL
+/* chains3 runs three crc32 chains over the three blocks of chain bytes at p
+ * (the first continuing c0) and joins them with t, the shift by chain bytes. */
+__attribute__((target("sse4.2"))) static inline uint64_t chains3(uint64_t c0, const uint8_t *p, size_t chain,
+                                                                 uint32_t t[4][256]) {
+    uint64_t c1 = 0, c2 = 0;
+    for (const uint8_t *e = p + chain; p < e; p += 8) {
+        c0 = _mm_crc32_u64(c0, load64(p));
+        c1 = _mm_crc32_u64(c1, load64(p + chain));
+        c2 = _mm_crc32_u64(c2, load64(p + 2 * chain));
+    }
+    c0 = shift(t, (uint32_t)c0) ^ (uint32_t)c1;
+    return shift(t, (uint32_t)c0) ^ (uint32_t)c2;
+}
+
 __attribute__((target("sse4.2"))) static uint32_t sse42_raw(uint32_t reg, const uint8_t *p, size_t n) {
     uint64_t c0 = reg;
     while (n && ((uintptr_t)p & 7)) {
         c0 = _mm_crc32_u8((uint32_t)c0, *p++);
         n--;
     }
-    while (n >= 3 * LONG_CHAIN) {
-        uint64_t c1 = 0, c2 = 0;
-        for (const uint8_t *e = p + LONG_CHAIN; p < e; p += 8) {
-            c0 = _mm_crc32_u64(c0, load64(p));
-            c1 = _mm_crc32_u64(c1, load64(p + LONG_CHAIN));
-            c2 = _mm_crc32_u64(c2, load64(p + 2 * LONG_CHAIN));
-        }
-        c0 = shift(shift_long, (uint32_t)c0) ^ (uint32_t)c1;
-        c0 = shift(shift_long, (uint32_t)c0) ^ (uint32_t)c2;
-        p += 2 * LONG_CHAIN;
-        n -= 3 * LONG_CHAIN;
-    }
-    while (n >= 3 * SHORT_CHAIN) {
-        uint64_t c1 = 0, c2 = 0;
-        for (const uint8_t *e = p + SHORT_CHAIN; p < e; p += 8) {
-            c0 = _mm_crc32_u64(c0, load64(p));
-            c1 = _mm_crc32_u64(c1, load64(p + SHORT_CHAIN));
-            c2 = _mm_crc32_u64(c2, load64(p + 2 * SHORT_CHAIN));
-        }
-        c0 = shift(shift_short, (uint32_t)c0) ^ (uint32_t)c1;
-        c0 = shift(shift_short, (uint32_t)c0) ^ (uint32_t)c2;
-        p += 2 * SHORT_CHAIN;
-        n -= 3 * SHORT_CHAIN;
-    }
+    for (; n >= 3 * LONG_CHAIN; p += 3 * LONG_CHAIN, n -= 3 * LONG_CHAIN)
+        c0 = chains3(c0, p, LONG_CHAIN, shift_long);
+    for (; n >= 3 * SHORT_CHAIN; p += 3 * SHORT_CHAIN, n -= 3 * SHORT_CHAIN)
+        c0 = chains3(c0, p, SHORT_CHAIN, shift_short);
     while (n >= 8) {
         c0 = _mm_crc32_u64(c0, load64(p));
         p += 8;
