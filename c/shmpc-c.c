@@ -137,6 +137,32 @@ static int usage_error(const char *fmt, ...) {
     return fail(SHMPC_EINVAL, "%s", msg);
 }
 
+/* parse_flags parses a command's flags and checks its -name (*name, set by
+ * the parse): it returns true, with the exit status in *status, when the
+ * command is to end here (0 after -h, 2 after a usage error). */
+static bool parse_flags(struct cli_flag *flags, int argc, char **argv, const char *cmd, const char *const *name,
+                        int *status) {
+    char err[1024];
+    int r = cli_parse(flags, argc, argv, cmd, err, sizeof err);
+    if (r == 1) {
+        *status = 0;
+        return true;
+    }
+    if (r != 0) {
+        *status = usage_error("%s", err);
+        return true;
+    }
+    if ((*name)[0] == 0) {
+        *status = usage_error("-name is required");
+        return true;
+    }
+    if (shmpc_valid_name(*name) != 0) {
+        *status = usage_error("-name: %s", shmpc_last_error());
+        return true;
+    }
+    return false;
+}
+
 static double since(const struct timespec *t0) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
@@ -278,16 +304,9 @@ static int cmd_produce(int argc, char **argv) {
         {"fresh", CLI_BOOL, &fresh, "discard an existing ring of this NAME instead of resuming it", false},
         {NULL, CLI_BOOL, NULL, NULL, false},
     };
-    char err[1024];
-    int r = cli_parse(flags, argc, argv, "produce", err, sizeof err);
-    if (r == 1)
-        return 0;
-    if (r != 0)
-        return usage_error("%s", err);
-    if (name[0] == 0)
-        return usage_error("-name is required");
-    if (shmpc_valid_name(name) != 0)
-        return usage_error("-name: %s", shmpc_last_error());
+    int r;
+    if (parse_flags(flags, argc, argv, "produce", &name, &r))
+        return r;
     char sz[32];
     cli_format_size(sz, sizeof sz, slot_size);
     if (slots < 1 || slots > 1 << 20)
@@ -422,16 +441,9 @@ static int cmd_consume(int argc, char **argv) {
         {"workers", CLI_INT, &workers, "accepted for the Go CLI's sake: shmpc-c verifies on one thread", false},
         {NULL, CLI_BOOL, NULL, NULL, false},
     };
-    char err[1024];
-    int r = cli_parse(flags, argc, argv, "consume", err, sizeof err);
-    if (r == 1)
-        return 0;
-    if (r != 0)
-        return usage_error("%s", err);
-    if (name[0] == 0)
-        return usage_error("-name is required");
-    if (shmpc_valid_name(name) != 0)
-        return usage_error("-name: %s", shmpc_last_error());
+    int r;
+    if (parse_flags(flags, argc, argv, "consume", &name, &r))
+        return r;
     if (workers < 0 || workers > 1024)
         return usage_error("-workers %" PRId64 ": want 1 to 1024 (0 or left out: one per CPU)", workers);
     if (wait <= 0)
