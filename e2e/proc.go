@@ -1,35 +1,17 @@
 package e2e
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
+
+	"github.com/shmpc/shmpc/internal/syncbuf"
 )
-
-// syncBuffer is a bytes.Buffer safe for one writer and any readers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // proc is one process a trial started. Its fields are set by start and by
 // the goroutine that waits for it; done is closed once it was reaped.
@@ -38,8 +20,8 @@ type proc struct {
 	role   string
 	lang   string // langGo (shmpc, or the self-test's binary) or langC (shmpc-c)
 	cmd    *exec.Cmd
-	stdout *syncBuffer
-	stderr *syncBuffer
+	stdout *syncbuf.Buffer
+	stderr *syncbuf.Buffer
 	done   chan struct{}
 	err    error     // from Wait, valid after done
 	exitAt time.Time // when Wait returned, valid after done
@@ -58,7 +40,7 @@ type procOpt struct {
 // pair says role is played by the C command (Pair), with the flags
 // shmpc-c knows (cArgs). A failure to start ends the trial.
 func (tr *Trial) start(role string, o procOpt, args ...string) *proc {
-	p := &proc{tr: tr, role: role, lang: langGo, stdout: new(syncBuffer), stderr: new(syncBuffer), done: make(chan struct{})}
+	p := &proc{tr: tr, role: role, lang: langGo, stdout: new(syncbuf.Buffer), stderr: new(syncbuf.Buffer), done: make(chan struct{})}
 	bin, name := tr.cfg.Binary, "shmpc"
 	if len(args) > 0 && tr.pair.lang(role, args[0]) == langC {
 		ca, err := cArgs(args)

@@ -4,19 +4,18 @@
 package testutil
 
 import (
-	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
 	"os"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/shmpc/shmpc/internal/leakcheck"
+	"github.com/shmpc/shmpc/internal/syncbuf"
 	"github.com/shmpc/shmpc/shm"
 )
 
@@ -65,24 +64,4 @@ func RequireNoLeftovers(tb testing.TB, name string) {
 
 // SyncBuffer is a bytes.Buffer safe for one writer (a child process's
 // output, copied by exec's goroutine) and readers at once.
-type SyncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-// Write appends p.
-func (s *SyncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-// String returns what was written so far.
-func (s *SyncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// Bytes returns a copy of what was written so far.
-func (s *SyncBuffer) Bytes() []byte { return []byte(s.String()) }
+type SyncBuffer = syncbuf.Buffer

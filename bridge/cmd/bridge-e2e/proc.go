@@ -2,41 +2,23 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
+
+	"github.com/shmpc/shmpc/internal/syncbuf"
 )
-
-// syncBuf is a bytes.Buffer safe for a writer goroutine and a reader.
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // proc is a process a trial started: its stderr is kept, it gets SIGKILL
 // when the runner's thread that started it dies, and it is always waited for.
 type proc struct {
 	name   string
 	cmd    *exec.Cmd
-	stderr syncBuf
+	stderr syncbuf.Buffer
 	done   chan struct{}
 	killed bool // by the trial, on purpose
 }
