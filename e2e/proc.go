@@ -58,7 +58,12 @@ func (tr *Trial) start(role string, o procOpt, args ...string) *proc {
 		c.Stdout = o.stdout
 	}
 	c.Stdin = o.stdin
-	c.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	// A process group of its own, whose one outside connection is the runner:
+	// in the runner's group, a stopped child (SIGSTOP trials) got SIGHUP and
+	// SIGCONT from the kernel when that group was orphaned (a CI job whose
+	// parent shell had gone: "producer exited with status 129" in a
+	// lifecycle-churn trial), a death no trial drew.
+	c.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	if o.uid != 0 {
 		c.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(o.uid), Gid: uint32(o.uid), NoSetGroups: true}
 	}
