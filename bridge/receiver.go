@@ -82,9 +82,16 @@ type Receiver struct {
 	crc   uint32
 	acks  []jetstream.Msg             // messages to acknowledge once the item is committed
 	held  map[[2]uint64]jetstream.Msg // pieces ahead of the one needed, by (seq, index+1; 0 for the end)
-	later []jetstream.Msg             // copies of held pieces, acknowledged at the end
+	packs map[uint64]heldPack         // packs ahead of the item needed, by their first seq
+	later []jetstream.Msg             // copies of held messages, acknowledged at the end
 
 	stats ReceiverStats
+}
+
+// heldPack is a pack held until its first item is the one needed.
+type heldPack struct {
+	m  jetstream.Msg
+	pc piece
 }
 
 // DurableName is the durable consumer's name for ring name when none is
@@ -120,7 +127,7 @@ func NewReceiver(ctx context.Context, nc *nats.Conn, name string, opt ReceiverOp
 		Durable: durable, FilterSubject: opt.Subject, AckPolicy: jetstream.AckExplicitPolicy,
 		AckWait: DefaultAckWait, MaxAckPending: 20000, DeliverPolicy: jetstream.DeliverAllPolicy,
 	}
-	r := &Receiver{name: name, popt: opt.Producer, st: st, cfg: cfg, held: map[[2]uint64]jetstream.Msg{}}
+	r := &Receiver{name: name, popt: opt.Producer, st: st, cfg: cfg, held: map[[2]uint64]jetstream.Msg{}, packs: map[uint64]heldPack{}}
 	if err := r.startConsumer(ctx); err != nil {
 		return nil, err
 	}
@@ -166,7 +173,7 @@ func (r *Receiver) lostInFlight(ctx context.Context) bool {
 	if err != nil {
 		return false // the server is away: nothing to judge by yet
 	}
-	return info.NumAckPending > len(r.acks)+len(r.held)+len(r.later)
+	return info.NumAckPending > len(r.acks)+len(r.held)+len(r.packs)+len(r.later)
 }
 
 // Stats returns what was committed so far; call it from Run's goroutine or
@@ -279,6 +286,30 @@ func (r *Receiver) handle(ctx context.Context, m jetstream.Msg) (done bool, err 
 	if pc.items > 0 {
 		r.items = pc.items
 	}
+	if pc.lens != nil {
+		switch {
+		case pc.last() < r.next:
+			r.stats.Dropped++
+			return false, ack(m)
+		case pc.seq <= r.next:
+			if err := r.applyPack(ctx, pc, m); err != nil {
+				return false, err
+			}
+			return r.drain(ctx)
+		}
+		if hp, dup := r.packs[pc.seq]; dup {
+			r.stats.Dropped++
+			if len(hp.pc.lens) >= len(pc.lens) {
+				r.later = append(r.later, m)
+				return false, nil
+			}
+			r.later = append(r.later, hp.m) // the longer one stays
+		} else if err := r.tooMany(); err != nil {
+			return false, err
+		}
+		r.packs[pc.seq] = heldPack{m, pc}
+		return r.drain(ctx)
+	}
 	if pc.seq < r.next || (pc.seq == r.next && !pc.end && pc.index < r.have) {
 		r.stats.Dropped++
 		if pc.seq < r.next {
@@ -293,12 +324,29 @@ func (r *Receiver) handle(ctx context.Context, m jetstream.Msg) (done bool, err 
 		r.later = append(r.later, m)
 		return false, nil
 	}
-	if len(r.held) >= maxHeld {
-		return false, fmt.Errorf("%w: item %d piece %d never came (%d messages behind it): the stream lost it; start again from the source", ErrProtocol, r.next, r.have, len(r.held))
+	if err := r.tooMany(); err != nil {
+		return false, err
 	}
 	r.held[k] = m
+	return r.drain(ctx)
+}
+
+// tooMany is the error of a Receiver that holds maxHeld messages ahead of
+// the piece it needs.
+func (r *Receiver) tooMany() error {
+	if n := len(r.held) + len(r.packs); n >= maxHeld {
+		return fmt.Errorf("%w: item %d piece %d never came (%d messages behind it): the stream lost it; start again from the source", ErrProtocol, r.next, r.have, n)
+	}
+	return nil
+}
+
+// drain applies the held messages that carry what is needed next, as far
+// as they go; done reports the end of the stream.
+func (r *Receiver) drain(ctx context.Context) (done bool, err error) {
 	for {
-		k := [2]uint64{r.next, uint64(r.have) + 1}
+		if r.items > 0 && r.next == r.items && r.have == 0 {
+			return true, nil
+		}
 		if r.have == 0 {
 			if m, ok := r.held[[2]uint64{r.next, 0}]; ok { // the end
 				delete(r.held, [2]uint64{r.next, 0})
@@ -306,20 +354,41 @@ func (r *Receiver) handle(ctx context.Context, m jetstream.Msg) (done bool, err 
 				return true, nil
 			}
 		}
-		m, ok := r.held[k]
-		if !ok {
-			break
+		k := [2]uint64{r.next, uint64(r.have) + 1}
+		if m, ok := r.held[k]; ok {
+			delete(r.held, k)
+			pc, _ := parsePiece(m.Headers(), len(m.Data()))
+			if err := r.apply(ctx, pc, m); err != nil {
+				return false, err
+			}
+			continue
 		}
-		delete(r.held, k)
-		pc, _ := parsePiece(m.Headers(), len(m.Data()))
-		if err := r.apply(ctx, pc, m); err != nil {
+		hp, ok := r.packAt()
+		if !ok {
+			return false, nil
+		}
+		if err := r.applyPack(ctx, hp.pc, hp.m); err != nil {
 			return false, err
 		}
-		if r.items > 0 && r.next == r.items && r.have == 0 {
-			return true, nil
+	}
+}
+
+// packAt takes from the held packs one that carries the item needed, if
+// any; packs that carry only items already committed are dropped.
+func (r *Receiver) packAt() (heldPack, bool) {
+	for seq, hp := range r.packs {
+		if hp.pc.last() < r.next {
+			delete(r.packs, seq)
+			r.stats.Dropped++
+			r.later = append(r.later, hp.m)
+			continue
+		}
+		if seq <= r.next {
+			delete(r.packs, seq)
+			return hp, true
 		}
 	}
-	return false, nil
+	return heldPack{}, false
 }
 
 // keyOf is a piece's key in held.
@@ -390,6 +459,46 @@ func (r *Receiver) apply(ctx context.Context, pc piece, m jetstream.Msg) error {
 	return r.ackAll()
 }
 
+// applyPack commits the items of pack pc (message m) from the one needed
+// on; its first items, committed before, are skipped. A pack carries every
+// item whole: an item being assembled from pieces (a predecessor's, with
+// other piece sizes) is assembled from the pack instead, in the slot
+// reserved for it.
+func (r *Receiver) applyPack(ctx context.Context, pc piece, m jetstream.Msg) error {
+	data := m.Data()
+	off := 0
+	for i := range int(r.next - pc.seq) {
+		off += pc.lens[i]
+	}
+	for i := int(r.next - pc.seq); i < len(pc.lens); i++ {
+		n, seq := pc.lens[i], pc.seq+uint64(i)
+		if n > r.p.Ring().SlotSize() {
+			return fmt.Errorf("bridge recv: item %d is %d bytes, the ring's slots %d: recv with a larger -slot-size on a new ring", seq, n, r.p.Ring().SlotSize())
+		}
+		if r.have == 0 {
+			slot, err := r.p.Reserve(ctx)
+			if err != nil {
+				return fmt.Errorf("bridge recv: item %d: %w", seq, err)
+			}
+			r.slot = slot
+		}
+		r.have, r.off = 0, 0
+		crc := ring.CopyUpdateCRC(0, r.slot.Buf[:n], data[off:off+n])
+		if crc != pc.crcs[i] {
+			return fmt.Errorf("%w: item %d (%d bytes, item %d of a pack from %d) has crc32c %#08x, the source's is %#08x: not delivered", ErrIntegrity, seq, n, i, pc.seq, crc, pc.crcs[i])
+		}
+		if err := r.p.CommitCRC(n, crc); err != nil {
+			return fmt.Errorf("bridge recv: commit item %d: %w", seq, err)
+		}
+		r.stats.Items++
+		r.stats.Bytes += uint64(n)
+		r.next++
+		off += n
+	}
+	r.acks = append(r.acks, m)
+	return r.ackAll()
+}
+
 // ackAll acknowledges the messages of the items committed.
 func (r *Receiver) ackAll() error {
 	var errs []error
@@ -416,6 +525,9 @@ func (r *Receiver) finish(ctx context.Context) error {
 	r.acks = append(r.acks, r.later...)
 	for _, m := range r.held {
 		r.acks = append(r.acks, m)
+	}
+	for _, hp := range r.packs {
+		r.acks = append(r.acks, hp.m)
 	}
 	return r.ackAll()
 }

@@ -70,7 +70,8 @@ type Sender struct {
 	r       *ring.Ring
 	piece   int
 	retry   time.Duration
-	ended   bool // the end message was published
+	ended   bool     // the end message was published
+	bufs    [][]byte // packs' buffers, free
 	stats   SenderStats
 }
 
@@ -133,69 +134,143 @@ func (s *Sender) StreamID() string { return s.id }
 // after Run.
 func (s *Sender) Stats() SenderStats { return s.stats }
 
-// inflight is an item whose pieces are published and not all acknowledged.
-type inflight struct {
-	it   consumer.Item
-	msgs []*nats.Msg
-	futs []jetstream.PubAckFuture
-	done int // pieces acknowledged, in order
+// pub is one published message: a piece of an item, a whole item, or a
+// pack of several small ones.
+type pub struct {
+	m     *nats.Msg
+	id    string
+	fut   jetstream.PubAckFuture // nil: not published (published again synchronously)
+	items []consumer.Item        // released once m is acknowledged: a pack's, an item's (its last piece's)
+	buf   []byte                 // a pack's buffer, reused once m is acknowledged
+	// What a watcher (nextOrAck) took from fut for complete.
+	got bool
+	ack *jetstream.PubAck
+	err error
 }
 
 // Run publishes the ring's items until its stream ended (then it publishes the
 // end and returns nil), the ring's producer is lost (consumer.ErrPeerLost),
 // an item fails verification (ErrIntegrity), JetStream refuses a piece for
 // longer than SenderOptions.Retry, or ctx ends. When ctx ends it waits
-// (up to SenderOptions.Retry) for the pieces already published, releases
+// (up to SenderOptions.Retry) for the messages already published, releases
 // the items acknowledged and returns ctx's error, wrapped: the ring's next
 // consumer carries on.
+//
+// The window of unacknowledged items is the ring's slots. Items that fit
+// in a piece travel as packs of up to half the slots while a message is in
+// flight (one message instead of several, which is what costs a NATS
+// server most for small items), and alone while none is: a pack waits for
+// more items only as long as the oldest message in flight is not
+// acknowledged.
 func (s *Sender) Run(ctx context.Context) error {
 	window := s.r.Slots() // never hold every slot while waiting for the next item
-	var q []*inflight
-	finish := func(ctx context.Context) error {
+	packMax := min(maxPack, max(1, window/2))
+	var (
+		q         []*pub
+		pack      []consumer.Item
+		packBytes int
+		held      int    // items taken from the ring and not released
+		next      uint64 // the seq after the last item taken
+		started   bool
+	)
+	flush := func() {
+		if len(pack) > 0 {
+			q = append(q, s.publishPack(pack, packBytes))
+			pack, packBytes = nil, 0
+		}
+	}
+	// collect completes the messages at the front of q, waiting for the
+	// first when wait.
+	collect := func(ctx context.Context, wait bool) error {
 		for len(q) > 0 {
-			if err := s.complete(ctx, q[0], true); err != nil {
+			n := len(q[0].items)
+			if err := s.complete(ctx, q[0], wait); err != nil {
 				return err
 			}
+			if !q[0].done() {
+				return nil
+			}
+			held -= n
+			q[0] = nil
 			q = q[1:]
+			wait = false
+		}
+		return nil
+	}
+	// drain completes every message published.
+	drain := func(ctx context.Context) error {
+		for len(q) > 0 {
+			if err := collect(ctx, true); err != nil {
+				return err
+			}
 		}
 		return nil
 	}
 	for {
-		it, err := s.c.Next(ctx)
+		idle := started && s.r.Head() <= next // no item after the last one taken is published
+		var it consumer.Item
+		var err error
+		switch {
+		case held >= window:
+			// Every slot is held: nothing more can come before a release.
+			flush()
+			if err := collect(ctx, true); err != nil {
+				return err
+			}
+			continue
+		case len(q) > 0 && idle:
+			// Wait for an item or for the oldest acknowledgement,
+			// whichever comes first; a pack goes out at the latter.
+			var acked bool
+			it, acked, err = s.nextOrAck(ctx, q[0])
+			if acked {
+				flush()
+				if err := collect(ctx, false); err != nil {
+					return err
+				}
+				continue
+			}
+		default:
+			if idle && len(pack) > 0 {
+				flush() // nothing in flight: a pack is not held back
+				continue
+			}
+			it, err = s.c.Next(ctx)
+		}
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
 			if ctx.Err() != nil {
+				// The pack's items stay unreleased, for the next consumer.
 				fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.retry)
-				ferr := finish(fctx)
+				ferr := drain(fctx)
 				cancel()
 				return errors.Join(fmt.Errorf("bridge send: %w", err), ferr)
 			}
 			return fmt.Errorf("bridge send: %w", err)
 		}
-		f, err := s.publish(ctx, it)
-		if err != nil {
+		started, next = true, it.Seq+1
+		held++
+		if n := len(it.Data); n <= s.piece {
+			if packBytes+n > s.piece {
+				flush()
+			}
+			pack = append(pack, it)
+			packBytes += n
+			if len(pack) >= packMax {
+				flush()
+			}
+		} else {
+			flush()
+			q = append(q, s.publishPieces(it)...)
+		}
+		if err := collect(ctx, false); err != nil {
 			return err
 		}
-		q = append(q, f)
-		for len(q) > 0 {
-			// Wait for the oldest item's acknowledgements when the window
-			// is full, or when the ring holds no newer item to publish
-			// meanwhile (else the last items of a burst would stay
-			// unreleased until the next item or the end came); otherwise
-			// take only what has come.
-			idle := s.r.Head() <= it.Seq+1
-			if err := s.complete(ctx, q[0], len(q) >= window || idle); err != nil {
-				return err
-			}
-			if q[0].done < len(q[0].futs) {
-				break
-			}
-			q = q[1:]
-		}
 	}
-	if err := finish(ctx); err != nil {
+	flush()
+	if err := drain(ctx); err != nil {
 		return err
 	}
 	// The end was published and the drain told in the last Release (or in
@@ -207,91 +282,184 @@ func (s *Sender) Run(ctx context.Context) error {
 	return nil
 }
 
-// publish publishes the pieces of it without waiting for their acknowledgements.
-func (s *Sender) publish(ctx context.Context, it consumer.Item) (*inflight, error) {
+// nextOrAck waits for the ring's next item or p's acknowledgement, whichever
+// comes first; acked reports the latter (then complete finds what came in p).
+func (s *Sender) nextOrAck(ctx context.Context, p *pub) (it consumer.Item, acked bool, err error) {
+	if p.got || p.fut == nil {
+		return consumer.Item{}, true, nil
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		select {
+		case p.ack = <-p.fut.Ok():
+			p.got = true
+			cancel()
+		case p.err = <-p.fut.Err():
+			p.got = true
+			cancel()
+		case <-wctx.Done():
+		}
+	}()
+	it, err = s.c.Next(wctx)
+	cancel()
+	<-done
+	if err != nil && p.got && ctx.Err() == nil {
+		return consumer.Item{}, true, nil
+	}
+	return it, false, err
+}
+
+// headers sets the headers every item message carries.
+func (s *Sender) headers(m *nats.Msg, seq uint64) {
+	m.Header.Set(HeaderStream, s.id)
+	m.Header.Set(HeaderSeq, strconv.FormatUint(seq, 10))
+	m.Header.Set(HeaderSlots, strconv.Itoa(s.r.Slots()))
+	m.Header.Set(HeaderSlotSize, strconv.Itoa(s.r.SlotSize()))
+	if items := s.r.StreamItems(); items > 0 {
+		m.Header.Set(HeaderStreamItems, strconv.FormatUint(items, 10))
+	}
+}
+
+// publishPieces publishes it as its pieces (one when it fits in one),
+// without waiting for their acknowledgements.
+func (s *Sender) publishPieces(it consumer.Item) []*pub {
 	n := len(it.Data)
 	count := max(1, (n+s.piece-1)/s.piece)
 	crc := strconv.FormatUint(uint64(it.CRC), 10) // what the copy was verified against
-	f := &inflight{it: it, msgs: make([]*nats.Msg, count), futs: make([]jetstream.PubAckFuture, count)}
-	seq := strconv.FormatUint(it.Seq, 10)
+	ps := make([]*pub, count)
 	for i := range count {
 		off := i * s.piece
 		m := nats.NewMsg(s.subject)
 		m.Data = it.Data[off:min(n, off+s.piece)]
-		m.Header.Set(HeaderStream, s.id)
-		m.Header.Set(HeaderSeq, seq)
+		s.headers(m, it.Seq)
 		m.Header.Set(HeaderPiece, strconv.Itoa(i)+"/"+strconv.Itoa(count))
 		m.Header.Set(HeaderOffset, strconv.Itoa(off))
 		m.Header.Set(HeaderLen, strconv.Itoa(n))
 		m.Header.Set(HeaderCRC, crc)
-		m.Header.Set(HeaderSlots, strconv.Itoa(s.r.Slots()))
-		m.Header.Set(HeaderSlotSize, strconv.Itoa(s.r.SlotSize()))
-		if items := s.r.StreamItems(); items > 0 {
-			m.Header.Set(HeaderStreamItems, strconv.FormatUint(items, 10))
-		}
-		f.msgs[i] = m
-		fut, err := s.js.PublishMsgAsync(m, jetstream.WithMsgID(msgID(s.id, it.Seq, i)), jetstream.WithExpectStream(s.stream))
-		if err != nil {
-			fut = nil // published again synchronously by complete
-			s.stats.Retries++
-		}
-		f.futs[i] = fut
+		ps[i] = s.send(m, msgID(s.id, it.Seq, i))
 	}
-	return f, nil
+	ps[count-1].items = []consumer.Item{it}
+	return ps
 }
 
-// complete collects f's acknowledgements (waiting for them when wait, or
-// else only as far as they came) and, once every piece is acknowledged,
-// releases the item (the release of an ended stream's last item publishes
-// the end first, through consumer.Options.BeforeDrain).
-func (s *Sender) complete(ctx context.Context, f *inflight, wait bool) error {
-	for f.done < len(f.futs) {
-		fut := f.futs[f.done]
-		var ack *jetstream.PubAck
-		var perr error
-		if fut == nil {
-			perr = errors.New("not published")
-		} else if wait {
-			select {
-			case ack = <-fut.Ok():
-			case perr = <-fut.Err():
-			case <-ctx.Done():
-				return fmt.Errorf("bridge send: item %d: %w", f.it.Seq, ctx.Err())
-			}
-		} else {
-			select {
-			case ack = <-fut.Ok():
-			case perr = <-fut.Err():
-			default:
-				return nil
-			}
-		}
-		if perr != nil {
-			var err error
-			if ack, err = s.republish(ctx, f.msgs[f.done], msgID(s.id, f.it.Seq, f.done)); err != nil {
-				return fmt.Errorf("bridge send: item %d piece %d: %w (first: %v)", f.it.Seq, f.done, err, perr)
-			}
-		}
-		if ack.Duplicate {
-			s.stats.Duplicates++
-		}
-		s.stats.Pieces++
-		f.done++
+// publishPack publishes items (each within a piece, n bytes in all) as one
+// message: a pack, or the one item's only piece.
+func (s *Sender) publishPack(items []consumer.Item, n int) *pub {
+	if len(items) == 1 {
+		return s.publishPieces(items[0])[0]
 	}
-	if err := f.it.Release(); err != nil {
-		return fmt.Errorf("bridge send: release item %d: %w", f.it.Seq, err)
+	var buf []byte
+	if k := len(s.bufs); k > 0 {
+		buf, s.bufs = s.bufs[k-1], s.bufs[:k-1]
 	}
-	s.stats.Items++
-	s.stats.Bytes += uint64(len(f.it.Data))
+	if cap(buf) < n {
+		buf = make([]byte, 0, s.piece)
+	}
+	buf = buf[:0]
+	var lens, crcs []byte
+	for i, it := range items {
+		buf = append(buf, it.Data...)
+		if i > 0 {
+			lens, crcs = append(lens, ','), append(crcs, ',')
+		}
+		lens = strconv.AppendInt(lens, int64(len(it.Data)), 10)
+		crcs = strconv.AppendUint(crcs, uint64(it.CRC), 10)
+	}
+	m := nats.NewMsg(s.subject)
+	m.Data = buf
+	s.headers(m, items[0].Seq)
+	m.Header.Set(HeaderPack, strconv.Itoa(len(items)))
+	m.Header.Set(HeaderLen, string(lens))
+	m.Header.Set(HeaderCRC, string(crcs))
+	p := s.send(m, packID(s.id, items[0].Seq, len(items)))
+	p.items, p.buf = items, buf
+	return p
+}
+
+// send publishes m with message id id, asynchronously.
+func (s *Sender) send(m *nats.Msg, id string) *pub {
+	p := &pub{m: m, id: id}
+	fut, err := s.js.PublishMsgAsync(m, jetstream.WithMsgID(id), jetstream.WithExpectStream(s.stream))
+	if err != nil {
+		s.stats.Retries++ // published again synchronously by complete
+		return p
+	}
+	p.fut = fut
+	return p
+}
+
+// done reports whether p was acknowledged and its items released.
+func (p *pub) done() bool { return p.m == nil }
+
+// complete takes p's acknowledgement (waiting for it when wait, or else only
+// if it came) and then releases p's items (the release of an ended stream's
+// last item publishes the end first, through consumer.Options.BeforeDrain).
+func (s *Sender) complete(ctx context.Context, p *pub, wait bool) error {
+	if p.done() {
+		return nil
+	}
+	ack, perr := p.ack, p.err
+	switch {
+	case p.got:
+	case p.fut == nil:
+		perr = errors.New("not published")
+	case wait:
+		select {
+		case ack = <-p.fut.Ok():
+		case perr = <-p.fut.Err():
+		case <-ctx.Done():
+			return fmt.Errorf("bridge send: message %s: %w", p.id, ctx.Err())
+		}
+	default:
+		select {
+		case ack = <-p.fut.Ok():
+		case perr = <-p.fut.Err():
+		default:
+			return nil
+		}
+	}
+	p.got, p.ack, p.err = true, ack, perr
+	if perr != nil {
+		var err error
+		if ack, err = s.republish(ctx, p.m, p.id); err != nil {
+			return fmt.Errorf("bridge send: message %s: %w (first: %v)", p.id, err, perr)
+		}
+	}
+	if ack.Duplicate {
+		s.stats.Duplicates++
+	}
+	s.stats.Pieces++
+	for _, it := range p.items {
+		if err := it.Release(); err != nil {
+			return fmt.Errorf("bridge send: release item %d: %w", it.Seq, err)
+		}
+		s.stats.Items++
+		s.stats.Bytes += uint64(len(it.Data))
+	}
+	if p.buf != nil {
+		s.bufs = append(s.bufs, p.buf)
+	}
+	p.m, p.items, p.buf = nil, nil, nil
 	return nil
 }
 
 // republish publishes m again, synchronously, until it is acknowledged or
 // the retry horizon passed.
 func (s *Sender) republish(ctx context.Context, m *nats.Msg, id string) (*jetstream.PubAck, error) {
+	s.stats.Retries++
+	return s.publishSync(ctx, m, id)
+}
+
+// publishSync publishes m synchronously, trying again (each try counted as a
+// retry) until it is acknowledged or the retry horizon passed.
+func (s *Sender) publishSync(ctx context.Context, m *nats.Msg, id string) (*jetstream.PubAck, error) {
 	deadline := time.Now().Add(s.retry)
-	for {
-		s.stats.Retries++
+	for try := 0; ; try++ {
+		if try > 0 {
+			s.stats.Retries++
+		}
 		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		ack, err := s.js.PublishMsg(pctx, m, jetstream.WithMsgID(id), jetstream.WithExpectStream(s.stream),
 			jetstream.WithRetryAttempts(5), jetstream.WithRetryWait(200*time.Millisecond))
@@ -321,7 +489,7 @@ func (s *Sender) publishEnd(ctx context.Context) error {
 	m := nats.NewMsg(s.subject)
 	m.Header.Set(HeaderStream, s.id)
 	m.Header.Set(HeaderEnd, strconv.FormatUint(final, 10))
-	if _, err := s.republish(ctx, m, endID(s.id)); err != nil {
+	if _, err := s.publishSync(ctx, m, endID(s.id)); err != nil {
 		return fmt.Errorf("bridge send: publish the end: %w", err)
 	}
 	s.ended = true
