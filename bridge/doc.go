@@ -25,6 +25,19 @@
 // stream is one more message, with id `<stream>.end` and the item count in
 // HeaderEnd.
 //
+// Items that fit in a piece go out as packs while an earlier message is in
+// flight: one message carrying k (2 or more, at most half the ring's slots)
+// whole items in order, their bytes one after another, with HeaderPack k
+// and the k lengths and CRC32Cs listed in HeaderLen and HeaderCRC; its id is
+// `<stream>.<seq>+<k>`. A pack waits for more items only until the oldest
+// message in flight is acknowledged, so an item is never held back longer
+// than one acknowledgement. For a NATS server a message costs more than its
+// bytes: at 64 KiB items, packs are what keeps the bridge near raw
+// JetStream publishing (BENCHMARKS.md). A successor may pack the items it
+// republishes otherwise than its predecessor did, so the ids differ and both
+// are stored; the Receiver drops the items its ring already holds, whatever
+// messages carry them.
+//
 // # Guarantees
 //
 // A Sender releases an item only after every piece of it was stored, so a

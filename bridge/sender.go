@@ -163,7 +163,7 @@ type pub struct {
 // more items only as long as the oldest message in flight is not
 // acknowledged.
 func (s *Sender) Run(ctx context.Context) error {
-	window := s.r.Slots() // never hold every slot while waiting for the next item
+	window := s.r.Slots() // the most items held unreleased: with every slot held, only acknowledgements can come
 	packMax := min(maxPack, max(1, window/2))
 	var (
 		q         []*pub

@@ -115,7 +115,7 @@ func sendKill(t *trial) {
 	p := t.begin()
 	for i, n := range at {
 		// send runs ahead of the remote side: its moment is the stream's.
-		t.waitStream(p, n*t.pieces())
+		t.waitStream(p, t.messages(n))
 		if !t.killRunning(p.send) {
 			break
 		}

@@ -21,7 +21,8 @@ import (
 // it (a copy it drops); never delivered either way.
 var forgeKinds = []string{"noheaders", "garbled", "otherstream", "wrongcrc", "truncated"}
 
-// ignorable reports whether recv must ignore a forged message of kind.
+// ignorable reports whether recv must ignore a forged message of kind (a
+// forged pack whose lengths do not add up is ignored whatever its kind).
 func ignorable(kind string) bool {
 	return kind == "noheaders" || kind == "garbled" || kind == "otherstream"
 }
@@ -33,6 +34,7 @@ type forgery struct {
 	streamSeq uint64 // its sequence in the JetStream stream (0: not published)
 	seq       uint64 // the item it claims (well-formed kinds)
 	variant   string
+	ignored   bool // recv must ignore it (set by forge)
 }
 
 // forger is the third client: it watches the subject (a core subscription)
@@ -53,8 +55,25 @@ func (t *trial) pieceSize() int { return t.maxPayload - 4096 }
 
 func (t *trial) pieces() int { return max(1, (t.size+t.pieceSize()-1)/t.pieceSize()) }
 
+// packItems is the most items the bridge sends in one message at the
+// trial's geometry: half the slots, within a piece (1: no packs).
+func (t *trial) packItems() int {
+	if t.size > t.pieceSize() {
+		return 1
+	}
+	return max(1, min(t.slots/2, t.pieceSize()/t.size))
+}
+
+// messages is the fewest messages that carry n items.
+func (t *trial) messages(n int) int {
+	if k := t.packItems(); k > 1 {
+		return (n + k - 1) / k
+	}
+	return n * t.pieces()
+}
+
 func scribble(t *trial) {
-	total := t.count * t.pieces()
+	total := t.messages(t.count)
 	var fs []forgery
 	for range 3 + t.rng.IntN(6) {
 		fs = append(fs, forgery{kind: forgeKinds[t.rng.IntN(len(forgeKinds))], at: 1 + int(float64(total)*0.5*t.rng.Float64())})
@@ -110,7 +129,7 @@ func scribble(t *trial) {
 		if f.streamSeq == 0 || f.streamSeq > endSeq {
 			continue
 		}
-		if ignorable(f.kind) {
+		if f.ignored {
 			wantIgnored++
 		} else {
 			integrityBefore++
@@ -205,6 +224,10 @@ func (fg *forger) forge(f *forgery, id string, last uint64) *nats.Msg {
 	}
 	crc := payload.CRC(seq, t.size)
 	m.Data = item[off : off+n]
+	f.ignored = ignorable(f.kind)
+	if f.kind != "noheaders" && t.packItems() > 1 && t.rng.IntN(2) == 0 {
+		return fg.forgePack(f, id)
+	}
 	switch f.kind {
 	case "noheaders":
 		m = nats.NewMsg(t.subject)
@@ -248,6 +271,72 @@ func (fg *forger) forge(f *forgery, id string, last uint64) *nats.Msg {
 		valid(id, crc)
 		m.Data = m.Data[:t.rng.IntN(len(m.Data))]
 		f.variant = fmt.Sprintf("item %d piece %d, %d of %d bytes", seq, piece, len(m.Data), n)
+	}
+	return m
+}
+
+// forgePack builds f as a pack of 2 or more items from f.seq on.
+func (fg *forger) forgePack(f *forgery, id string) *nats.Msg {
+	t := fg.t
+	k := 2 + t.rng.IntN(t.packItems()-1)
+	seq := min(f.seq, uint64(t.count-k))
+	f.seq = seq
+	m := nats.NewMsg(t.subject)
+	var lens, crcs []string
+	for i := range k {
+		item := make([]byte, t.size)
+		payload.Fill(item, seq+uint64(i))
+		m.Data = append(m.Data, item...)
+		lens = append(lens, strconv.Itoa(t.size))
+		crcs = append(crcs, strconv.FormatUint(uint64(payload.CRC(seq+uint64(i), t.size)), 10))
+	}
+	set := func(id string) {
+		m.Header.Set(bridge.HeaderStream, id)
+		m.Header.Set(bridge.HeaderSeq, strconv.FormatUint(seq, 10))
+		m.Header.Set(bridge.HeaderPack, strconv.Itoa(k))
+		m.Header.Set(bridge.HeaderLen, strings.Join(lens, ","))
+		m.Header.Set(bridge.HeaderCRC, strings.Join(crcs, ","))
+		m.Header.Set(bridge.HeaderSlots, strconv.Itoa(t.slots))
+		m.Header.Set(bridge.HeaderSlotSize, strconv.Itoa(t.size))
+		m.Header.Set(bridge.HeaderStreamItems, strconv.Itoa(t.count))
+	}
+	set(id)
+	bad := t.rng.IntN(k)
+	switch f.kind {
+	case "garbled":
+		switch v := t.rng.IntN(4); v {
+		case 0:
+			m.Header.Set(bridge.HeaderLen, strings.Join(lens[1:], ","))
+			f.variant = "pack lengths list short"
+		case 1:
+			m.Header.Set(bridge.HeaderPack, "1")
+			f.variant = "pack of one"
+		case 2:
+			m.Header.Set(bridge.HeaderPiece, "0/1")
+			f.variant = "pack with a piece header"
+		default:
+			lens[bad] = strconv.Itoa(t.size + 1)
+			m.Header.Set(bridge.HeaderLen, strings.Join(lens, ","))
+			f.variant = "pack lengths past its bytes"
+		}
+	case "otherstream":
+		other := id[:strings.LastIndexByte(id, '-')] + fmt.Sprintf("-%016x", t.rng.Uint64()|1)
+		set(other)
+		f.variant = "pack, stream " + other[strings.LastIndexByte(other, '-')+1:]
+	case "wrongcrc":
+		if t.rng.IntN(2) == 0 {
+			c, _ := strconv.ParseUint(crcs[bad], 10, 32)
+			crcs[bad] = strconv.FormatUint(c^1<<uint(t.rng.IntN(32)), 10)
+			m.Header.Set(bridge.HeaderCRC, strings.Join(crcs, ","))
+			f.variant = fmt.Sprintf("pack of items %d..%d, item %d's crc32c wrong", seq, seq+uint64(k)-1, seq+uint64(bad))
+		} else {
+			m.Data[bad*t.size+t.rng.IntN(t.size)] ^= 1 << uint(t.rng.IntN(8))
+			f.variant = fmt.Sprintf("pack of items %d..%d, a bit of item %d flipped", seq, seq+uint64(k)-1, seq+uint64(bad))
+		}
+	case "truncated":
+		m.Data = m.Data[:t.rng.IntN(len(m.Data))]
+		f.variant = fmt.Sprintf("pack of items %d..%d, %d of %d bytes (lengths do not add up: ignored)", seq, seq+uint64(k)-1, len(m.Data), k*t.size)
+		f.ignored = true
 	}
 	return m
 }
