@@ -166,17 +166,17 @@ func (s *Sender) Run(ctx context.Context) error {
 	window := s.r.Slots() // the most items held unreleased: with every slot held, only acknowledgements can come
 	packMax := min(maxPack, max(1, window/2))
 	var (
-		q         []*pub
-		pack      []consumer.Item
-		packBytes int
-		held      int    // items taken from the ring and not released
-		next      uint64 // the seq after the last item taken
-		started   bool
+		q       []*pub
+		pack    []consumer.Item
+		packBuf []byte // the pack's bytes: the items are copied here as they are verified
+		held    int    // items taken from the ring and not released
+		next    uint64 // the seq after the last item taken
+		started bool
 	)
 	flush := func() {
 		if len(pack) > 0 {
-			q = append(q, s.publishPack(pack, packBytes))
-			pack, packBytes = nil, 0
+			q = append(q, s.publishPack(pack, packBuf))
+			pack, packBuf = nil, nil
 		}
 	}
 	// collect completes the messages at the front of q, waiting for the
@@ -222,7 +222,7 @@ func (s *Sender) Run(ctx context.Context) error {
 			// Wait for an item or for the oldest acknowledgement,
 			// whichever comes first; a pack goes out at the latter.
 			var acked bool
-			it, acked, err = s.nextOrAck(ctx, q[0])
+			it, acked, err = s.nextOrAck(ctx, q[0], s.space(&packBuf))
 			if acked {
 				flush()
 				if err := collect(ctx, false); err != nil {
@@ -235,7 +235,7 @@ func (s *Sender) Run(ctx context.Context) error {
 				flush() // nothing in flight: a pack is not held back
 				continue
 			}
-			it, err = s.c.Next(ctx)
+			it, err = s.c.NextInto(ctx, s.space(&packBuf))
 		}
 		if err == io.EOF {
 			break
@@ -252,18 +252,21 @@ func (s *Sender) Run(ctx context.Context) error {
 		}
 		started, next = true, it.Seq+1
 		held++
-		if n := len(it.Data); n <= s.piece {
-			if packBytes+n > s.piece {
-				flush()
-			}
+		switch n := len(it.Data); {
+		case n <= cap(packBuf)-len(packBuf):
+			// NextInto copied it into the pack's buffer.
+			packBuf = packBuf[:len(packBuf)+n]
 			pack = append(pack, it)
-			packBytes += n
-			if len(pack) >= packMax {
-				flush()
-			}
-		} else {
+		case n <= s.piece:
+			flush()
+			packBuf = append(s.space(&packBuf)[:0], it.Data...)
+			pack = append(pack, it)
+		default:
 			flush()
 			q = append(q, s.publishPieces(it)...)
+		}
+		if len(pack) >= packMax {
+			flush()
 		}
 		if err := collect(ctx, false); err != nil {
 			return err
@@ -284,7 +287,7 @@ func (s *Sender) Run(ctx context.Context) error {
 
 // nextOrAck waits for the ring's next item or p's acknowledgement, whichever
 // comes first; acked reports the latter (then complete finds what came in p).
-func (s *Sender) nextOrAck(ctx context.Context, p *pub) (it consumer.Item, acked bool, err error) {
+func (s *Sender) nextOrAck(ctx context.Context, p *pub, dst []byte) (it consumer.Item, acked bool, err error) {
 	if p.got || p.fut == nil {
 		return consumer.Item{}, true, nil
 	}
@@ -302,7 +305,7 @@ func (s *Sender) nextOrAck(ctx context.Context, p *pub) (it consumer.Item, acked
 		case <-wctx.Done():
 		}
 	}()
-	it, err = s.c.Next(wctx)
+	it, err = s.c.NextInto(wctx, dst)
 	cancel()
 	<-done
 	if err != nil && p.got && ctx.Err() == nil {
@@ -344,23 +347,30 @@ func (s *Sender) publishPieces(it consumer.Item) []*pub {
 	return ps
 }
 
-// publishPack publishes items (each within a piece, n bytes in all) as one
-// message: a pack, or the one item's only piece.
-func (s *Sender) publishPack(items []consumer.Item, n int) *pub {
+// space returns the room left in the pack's buffer *buf, giving it one
+// (a free one, or a new one of a piece) when it has none.
+func (s *Sender) space(buf *[]byte) []byte {
+	if *buf == nil {
+		if k := len(s.bufs); k > 0 {
+			*buf, s.bufs = s.bufs[k-1][:0], s.bufs[:k-1]
+		} else {
+			*buf = make([]byte, 0, s.piece)
+		}
+	}
+	return (*buf)[len(*buf):cap(*buf)]
+}
+
+// publishPack publishes items, whose bytes are data one after another, as
+// one message: a pack, or the one item's only piece. data's buffer is
+// reused once the message is acknowledged.
+func (s *Sender) publishPack(items []consumer.Item, data []byte) *pub {
 	if len(items) == 1 {
-		return s.publishPieces(items[0])[0]
+		p := s.publishPieces(consumer.Item{Seq: items[0].Seq, Data: data, CRC: items[0].CRC})[0]
+		p.items, p.buf = items, data
+		return p
 	}
-	var buf []byte
-	if k := len(s.bufs); k > 0 {
-		buf, s.bufs = s.bufs[k-1], s.bufs[:k-1]
-	}
-	if cap(buf) < n {
-		buf = make([]byte, 0, s.piece)
-	}
-	buf = buf[:0]
 	var lens, crcs []byte
 	for i, it := range items {
-		buf = append(buf, it.Data...)
 		if i > 0 {
 			lens, crcs = append(lens, ','), append(crcs, ',')
 		}
@@ -368,13 +378,13 @@ func (s *Sender) publishPack(items []consumer.Item, n int) *pub {
 		crcs = strconv.AppendUint(crcs, uint64(it.CRC), 10)
 	}
 	m := nats.NewMsg(s.subject)
-	m.Data = buf
+	m.Data = data
 	s.headers(m, items[0].Seq)
 	m.Header.Set(HeaderPack, strconv.Itoa(len(items)))
 	m.Header.Set(HeaderLen, string(lens))
 	m.Header.Set(HeaderCRC, string(crcs))
 	p := s.send(m, packID(s.id, items[0].Seq, len(items)))
-	p.items, p.buf = items, buf
+	p.items, p.buf = items, data
 	return p
 }
 

@@ -56,13 +56,28 @@ func (it Item) Release() error {
 // one goroutine at a time (Item.Release by any), and not together with
 // Run: a Consumer is read one way, and Next after Run returns ErrRan.
 func (c *Consumer) Next(ctx context.Context) (Item, error) {
+	return c.NextInto(ctx, nil)
+}
+
+// NextInto is Next that, with Options.Copy, makes the item's private copy
+// in dst when the item fits (its length is at most len(dst)): Item.Data is
+// then dst[:len(Item.Data)], and Release leaves dst to the caller. A caller
+// that gathers several items into one buffer (to write them out together)
+// so saves copying each again. An item a helper verified ahead (Workers >
+// 1) is copied into dst from the helper's copy. Without Options.Copy, or
+// when the item does not fit, NextInto is Next and Data is where Next puts
+// it. dst must not be written while the item is held.
+func (c *Consumer) NextInto(ctx context.Context, dst []byte) (Item, error) {
 	pl, err := c.puller()
 	if err != nil {
 		return Item{}, err
 	}
 	pl.mu.Lock()
 	defer pl.mu.Unlock()
-	return pl.next(ctx)
+	if !c.opt.Copy {
+		dst = nil
+	}
+	return pl.next(ctx, dst)
 }
 
 // puller returns the Consumer's pull engine, starting it at the first
@@ -165,8 +180,8 @@ func (pl *puller) helper() {
 
 func (pl *puller) verify(e *entry) { e.data, e.err = pl.c.check(e.it, e.buf) }
 
-// next is Next with pl.mu held.
-func (pl *puller) next(ctx context.Context) (Item, error) {
+// next is NextInto with pl.mu held (dst nil: Next).
+func (pl *puller) next(ctx context.Context, dst []byte) (Item, error) {
 	if pl.err != nil {
 		return Item{}, pl.err
 	}
@@ -192,11 +207,23 @@ func (pl *puller) next(ctx context.Context) (Item, error) {
 		}
 	}
 	e := pl.win[pl.head]
+	into := dst != nil && e.buf != nil && len(e.it.Data) <= len(dst)
 	if e.state.CompareAndSwap(entQueued, entClaimed) {
-		pl.verify(e)
+		if into {
+			pl.putBuf(e.buf)
+			e.buf = nil
+			e.data, e.err = pl.c.check(e.it, dst)
+		} else {
+			pl.verify(e)
+		}
 		e.state.Store(entDone)
 	} else {
 		<-e.done
+		if into && e.err == nil {
+			e.data = dst[:copy(dst, e.data)]
+			pl.putBuf(e.buf)
+			e.buf = nil
+		}
 	}
 	pl.head = (pl.head + 1) % len(pl.win)
 	pl.n--
@@ -383,7 +410,7 @@ func (c *Consumer) runOrdered(ctx context.Context, h Handler) error {
 	c.mu.Unlock()
 	for {
 		pl.mu.Lock()
-		it, err := pl.next(ctx)
+		it, err := pl.next(ctx, nil)
 		pl.mu.Unlock()
 		if err == io.EOF {
 			pl.mu.Lock()

@@ -464,3 +464,71 @@ func TestBeforeDrainErrorLeavesTheRingToASuccessor(t *testing.T) {
 	require.True(t, called.Load(), "the successor's BeforeDrain")
 	require.NoError(t, s.wait(t))
 }
+
+// TestNextIntoGathers: with Copy, NextInto puts each item that fits into the
+// caller's buffer (gathering consecutive items one after another, also the
+// ones helpers verified ahead), verified; an item that does not fit comes
+// as Next's; Release leaves the caller's buffer alone (the consumer never
+// writes into it again); without Copy it is Next.
+func TestNextIntoGathers(t *testing.T) {
+	for _, copyMode := range []bool{true, false} {
+		for _, workers := range []int{1, 3} {
+			t.Run(fmt.Sprintf("copy=%v/workers=%d", copyMode, workers), func(t *testing.T) {
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				defer cancel()
+				name := uniqueName(t)
+				want := randomItems(80, 4096, uint64(10+workers))
+				s := startSender(t, name, 8, 4096, want)
+				c, err := consumer.Open(ctx, name, consumer.Options{Workers: workers, Copy: copyMode})
+				require.NoError(t, err)
+				defer c.Close()
+				buf := make([]byte, 0, 3*4096)
+				var done []byte // what the gathered items were, to check buf is never written later
+				var gathered []int
+				fitted := 0
+				for seq := 0; ; seq++ {
+					if cap(buf)-len(buf) < 1000 { // start again in a new buffer
+						done = append(done, buf...)
+						buf = make([]byte, 0, 3*4096)
+					}
+					dst := buf[len(buf):cap(buf)]
+					it, err := c.NextInto(ctx, dst)
+					if err == io.EOF {
+						require.Equal(t, len(want), seq)
+						break
+					}
+					require.NoError(t, err)
+					require.Equal(t, uint64(seq), it.Seq)
+					require.True(t, bytes.Equal(want[seq], it.Data), "item %d's bytes", seq)
+					in := len(it.Data) > 0 && &it.Data[0] == &dst[0]
+					if len(it.Data) <= len(dst) && len(it.Data) > 0 {
+						fitted++
+						require.Equal(t, copyMode, in, "item %d (%d bytes, %d free): in the caller's buffer only with Copy", seq, len(it.Data), len(dst))
+					} else {
+						require.False(t, in, "item %d does not fit but is in the caller's buffer", seq)
+					}
+					if in {
+						gathered = append(gathered, seq)
+						buf = buf[:len(buf)+len(it.Data)]
+					}
+					require.NoError(t, it.Release())
+				}
+				done = append(done, buf...)
+				require.NoError(t, s.wait(t))
+				// The buffers hold the gathered items, in order, untouched since
+				// their release.
+				var wantDone []byte
+				for _, seq := range gathered {
+					wantDone = append(wantDone, want[seq]...)
+				}
+				require.True(t, bytes.Equal(wantDone, done), "the caller's buffers after the stream: not the %d items gathered", len(gathered))
+				if copyMode {
+					require.Greater(t, len(gathered), 20, "items gathered into the caller's buffers")
+				} else {
+					require.Empty(t, gathered)
+				}
+				require.Greater(t, fitted, 20)
+			})
+		}
+	}
+}
