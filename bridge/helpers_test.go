@@ -21,6 +21,8 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/shmpc/shmpc/bridge"
 	"github.com/shmpc/shmpc/shm"
 )
 
@@ -319,4 +321,18 @@ func bounded(t *testing.T, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+// streamOf returns the JetStream stream of subject (its default name).
+func streamOf(ctx context.Context, t *testing.T, nc *nats.Conn, subject string) jetstream.Stream {
+	t.Helper()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := js.Stream(ctx, bridge.StreamName(subject))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
 }

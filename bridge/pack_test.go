@@ -281,14 +281,7 @@ func TestSenderPacks(t *testing.T) {
 	if err := <-runErr; err != nil {
 		t.Fatalf("Run: %v", err)
 	}
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := js.Stream(ctx, bridge.StreamName(subject))
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := streamOf(ctx, t, nc, subject)
 	info, err := st.Info(ctx)
 	if err != nil {
 		t.Fatal(err)

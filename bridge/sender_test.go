@@ -5,8 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/shmpc/shmpc/bridge"
 	"github.com/shmpc/shmpc/producer"
 	"github.com/shmpc/shmpc/shm"
@@ -59,14 +57,7 @@ func TestSenderPublishesTheEndBeforeTheDrain(t *testing.T) {
 		t.Fatalf("producer End: %v", err)
 	}
 	// The ring is drained and gone: the end must be stored already.
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := js.Stream(ctx, bridge.StreamName(subject))
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := streamOf(ctx, t, nc, subject)
 	m, err := st.GetLastMsgForSubject(ctx, subject)
 	if err != nil {
 		t.Fatal(err)
