@@ -111,6 +111,57 @@ func ExampleConsumer_Next() {
 	// item 2: three
 }
 
+// Gathering items into one buffer: with Copy, NextInto makes each item's
+// verified copy right after the ones before it, so the batch goes out in
+// one write without copying the items again.
+func ExampleConsumer_NextInto() {
+	ctx := context.Background()
+	name := fmt.Sprintf("example-nextinto-%d", os.Getpid())
+	p, err := producer.Open(ctx, name, producer.Options{Slots: 4, SlotSize: 4096})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer p.Close()
+	go func() {
+		for _, s := range []string{"one ", "two ", "three"} {
+			if err := p.Send(ctx, []byte(s)); err != nil {
+				return
+			}
+		}
+		_ = p.End(ctx)
+	}()
+
+	c, err := consumer.Open(ctx, name, consumer.Options{Copy: true})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer c.Close()
+	batch := make([]byte, 0, 64)
+	var held []consumer.Item
+	for {
+		it, err := c.NextInto(ctx, batch[len(batch):cap(batch)])
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			fmt.Println("next:", err)
+			return
+		}
+		batch = batch[:len(batch)+len(it.Data)] // it fits: it is there
+		held = append(held, it)
+	}
+	fmt.Printf("%d items in one buffer: %q\n", len(held), batch)
+	for _, it := range held {
+		if err := it.Release(); err != nil {
+			fmt.Println("release:", err)
+		}
+	}
+	// Output:
+	// 3 items in one buffer: "one two three"
+}
+
 // The stream as bytes: io.Copy uses the Reader's WriteTo, which writes
 // each verified item straight from its buffer.
 func ExampleConsumer_Reader() {
