@@ -447,7 +447,7 @@ func (r *Receiver) apply(ctx context.Context, pc piece, m jetstream.Msg) error {
 		return nil
 	}
 	if r.off != r.cur.length || r.crc != r.cur.crc {
-		return fmt.Errorf("%w: item %d reassembled (%d bytes) has crc32c %#08x, the source's is %#08x: not delivered", ErrIntegrity, pc.seq, r.off, r.crc, r.cur.crc)
+		return fmt.Errorf("%w: item %d reassembled (%d bytes of %d) has crc32c %#08x, the source's is %#08x: not delivered", ErrIntegrity, pc.seq, r.off, r.cur.length, r.crc, r.cur.crc)
 	}
 	if err := r.p.CommitCRC(r.off, r.crc); err != nil {
 		return fmt.Errorf("bridge recv: commit item %d: %w", pc.seq, err)
