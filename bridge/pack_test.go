@@ -99,16 +99,17 @@ func TestReceiverPacks(t *testing.T) {
 		steps     []step
 		integrity uint64 // >0: Run fails with ErrIntegrity having committed this many items
 		ignored   uint64
+		dropped   int // the messages Run counts as dropped (0: not checked)
 	}{
 		{name: "in order", items: 8, steps: []step{pk(0, 3), pk(4, 6), pc(7, 0, 1)}},
-		{name: "a successor packed differently", items: 7, steps: []step{pk(0, 3), pk(2, 5), pk(0, 1), pc(6, 0, 1)}},
+		{name: "a successor packed differently", items: 7, dropped: 1, steps: []step{pk(0, 3), pk(2, 5), pk(0, 1), pc(6, 0, 1)}},
 		{name: "pack after some pieces of its first item", items: 3, steps: []step{pc(0, 0, 3), pc(0, 1, 3), pk(0, 2), pc(0, 2, 3)}},
 		{name: "pieces after a pack of their item", items: 4, steps: []step{pk(0, 1), pc(1, 0, 2), pc(1, 1, 2), pc(2, 0, 2), pc(2, 1, 2), pc(3, 0, 1)}},
 		{name: "packs ahead are held", items: 7, steps: []step{pc(0, 0, 1), pk(4, 5), pk(1, 2), pc(3, 0, 1), pc(6, 0, 1)}},
-		{name: "a held pack made stale by a longer one", items: 7, steps: []step{pc(0, 0, 1), pk(3, 4), pk(2, 3), pk(1, 5), pc(6, 0, 1)}},
+		{name: "a held pack made stale by a longer one", items: 7, dropped: 2, steps: []step{pc(0, 0, 1), pk(3, 4), pk(2, 3), pk(1, 5), pc(6, 0, 1)}},
 		{name: "a held pack reaching past the one that overtook it", items: 7, steps: []step{pc(0, 0, 1), pk(3, 6), pk(1, 4)}},
 		{name: "two packs from the same item", items: 6, steps: []step{pc(0, 0, 1), pk(2, 3), pk(2, 5), pc(1, 0, 1)}},
-		{name: "pieces ahead of a pack that carries them", items: 4, steps: []step{pc(0, 0, 1), pc(2, 0, 2), pc(2, 1, 2), pk(1, 3)}},
+		{name: "pieces ahead of a pack that carries them", items: 4, dropped: 2, steps: []step{pc(0, 0, 1), pc(2, 0, 2), pc(2, 1, 2), pk(1, 3)}},
 		{name: "garbled packs are ignored", items: 3, ignored: 2, steps: []step{
 			{kind: "pack", from: 0, to: 1, bad: -1, forgedGarbling: "sum"},
 			{kind: "pack", from: 0, to: 1, bad: -1, forgedGarbling: "lists"},
@@ -227,6 +228,9 @@ func TestReceiverPacks(t *testing.T) {
 			}
 			if st.Ignored != tc.ignored {
 				t.Fatalf("ignored %d messages, want %d", st.Ignored, tc.ignored)
+			}
+			if tc.dropped > 0 && st.Dropped != uint64(tc.dropped) {
+				t.Fatalf("dropped %d messages as already committed, want %d", st.Dropped, tc.dropped)
 			}
 			requireNoLeftovers(t, name)
 		})

@@ -295,6 +295,7 @@ func (r *Receiver) handle(ctx context.Context, m jetstream.Msg) (done bool, err 
 			if err := r.applyPack(ctx, pc, m); err != nil {
 				return false, err
 			}
+			r.dropCommitted()
 			return r.drain(ctx)
 		}
 		if hp, dup := r.packs[pc.seq]; dup {
@@ -370,6 +371,19 @@ func (r *Receiver) drain(ctx context.Context) (done bool, err error) {
 		if err := r.applyPack(ctx, hp.pc, hp.m); err != nil {
 			return false, err
 		}
+		r.dropCommitted()
+	}
+}
+
+// dropCommitted acknowledges and forgets the held pieces of items a pack
+// committed (pieces of a Sender with other sizes, come early).
+func (r *Receiver) dropCommitted() {
+	for k, m := range r.held {
+		if k[0] < r.next && k[1] > 0 {
+			delete(r.held, k)
+			r.stats.Dropped++
+			_ = ack(m)
+		}
 	}
 }
 
@@ -380,7 +394,7 @@ func (r *Receiver) packAt() (heldPack, bool) {
 		if hp.pc.last() < r.next {
 			delete(r.packs, seq)
 			r.stats.Dropped++
-			r.later = append(r.later, hp.m)
+			_ = ack(hp.m) // every item of it is committed
 			continue
 		}
 		if seq <= r.next {
