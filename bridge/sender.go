@@ -170,8 +170,7 @@ func (s *Sender) Run(ctx context.Context) error {
 		pack    []consumer.Item
 		packBuf []byte // the pack's bytes: the items are copied here as they are verified
 		held    int    // items taken from the ring and not released
-		next    uint64 // the seq after the last item taken
-		started bool
+		next    uint64 // the seq after the last item taken (0 before the first)
 	)
 	flush := func() {
 		if len(pack) > 0 {
@@ -207,7 +206,9 @@ func (s *Sender) Run(ctx context.Context) error {
 		return nil
 	}
 	for {
-		idle := started && s.r.Head() <= next // no item after the last one taken is published
+		// No item after the last one taken is published. Before the first
+		// it says nothing that matters: nothing is in flight or packed.
+		idle := s.r.Head() <= next
 		var it consumer.Item
 		var err error
 		switch {
@@ -250,7 +251,7 @@ func (s *Sender) Run(ctx context.Context) error {
 			}
 			return fmt.Errorf("bridge send: %w", err)
 		}
-		started, next = true, it.Seq+1
+		next = it.Seq + 1
 		held++
 		switch n := len(it.Data); {
 		case n <= cap(packBuf)-len(packBuf):
@@ -263,7 +264,9 @@ func (s *Sender) Run(ctx context.Context) error {
 			pack = append(pack, it)
 		default:
 			flush()
-			q = append(q, s.publishPieces(it)...)
+			ps := s.publishPieces(it.Seq, it.Data, it.CRC)
+			ps[len(ps)-1].items = []consumer.Item{it}
+			q = append(q, ps...)
 		}
 		if len(pack) >= packMax {
 			flush()
@@ -325,25 +328,26 @@ func (s *Sender) headers(m *nats.Msg, seq uint64) {
 	}
 }
 
-// publishPieces publishes it as its pieces (one when it fits in one),
-// without waiting for their acknowledgements.
-func (s *Sender) publishPieces(it consumer.Item) []*pub {
-	n := len(it.Data)
+// publishPieces publishes item seq, data with checksum crc (what the copy
+// was verified against), as its pieces (one when it fits in one), without
+// waiting for their acknowledgements; the caller sets what the last one
+// releases.
+func (s *Sender) publishPieces(seq uint64, data []byte, crc uint32) []*pub {
+	n := len(data)
 	count := max(1, (n+s.piece-1)/s.piece)
-	crc := strconv.FormatUint(uint64(it.CRC), 10) // what the copy was verified against
+	crcs := strconv.FormatUint(uint64(crc), 10)
 	ps := make([]*pub, count)
 	for i := range count {
 		off := i * s.piece
 		m := nats.NewMsg(s.subject)
-		m.Data = it.Data[off:min(n, off+s.piece)]
-		s.headers(m, it.Seq)
+		m.Data = data[off:min(n, off+s.piece)]
+		s.headers(m, seq)
 		m.Header.Set(HeaderPiece, strconv.Itoa(i)+"/"+strconv.Itoa(count))
 		m.Header.Set(HeaderOffset, strconv.Itoa(off))
 		m.Header.Set(HeaderLen, strconv.Itoa(n))
-		m.Header.Set(HeaderCRC, crc)
-		ps[i] = s.send(m, msgID(s.id, it.Seq, i))
+		m.Header.Set(HeaderCRC, crcs)
+		ps[i] = s.send(m, msgID(s.id, seq, i))
 	}
-	ps[count-1].items = []consumer.Item{it}
 	return ps
 }
 
@@ -365,7 +369,7 @@ func (s *Sender) space(buf *[]byte) []byte {
 // reused once the message is acknowledged.
 func (s *Sender) publishPack(items []consumer.Item, data []byte) *pub {
 	if len(items) == 1 {
-		p := s.publishPieces(consumer.Item{Seq: items[0].Seq, Data: data, CRC: items[0].CRC})[0]
+		p := s.publishPieces(items[0].Seq, data, items[0].CRC)[0]
 		p.items, p.buf = items, data
 		return p
 	}
