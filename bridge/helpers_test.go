@@ -336,3 +336,15 @@ func streamOf(ctx context.Context, t *testing.T, nc *nats.Conn, subject string) 
 	}
 	return st
 }
+
+// receive returns what ch gives within d, or fails the test naming what.
+func receive[T any](t *testing.T, ch <-chan T, d time.Duration, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(d):
+		t.Fatalf("%s: nothing within %v", what, d)
+		panic("unreachable")
+	}
+}

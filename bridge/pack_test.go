@@ -206,7 +206,7 @@ func TestReceiverPacks(t *testing.T) {
 			} else if runErr != nil {
 				t.Fatalf("Run = %v", runErr)
 			}
-			items := <-got
+			items := receive(t, got, 30*time.Second, "the local consumer's items")
 			select {
 			case err := <-cerr:
 				if tc.integrity == 0 || !errors.Is(err, consumer.ErrPeerLost) {
@@ -282,7 +282,7 @@ func TestSenderPacks(t *testing.T) {
 	if err := p.End(ctx); err != nil {
 		t.Fatalf("producer End: %v", err)
 	}
-	if err := <-runErr; err != nil {
+	if err := receive(t, runErr, 2*time.Minute, "Run's return"); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
 	st := streamOf(ctx, t, nc, subject)
@@ -390,7 +390,7 @@ func TestSenderReleasesALoneItem(t *testing.T) {
 		}
 	}
 	stop()
-	if err := <-runErr; !errors.Is(err, context.Canceled) {
+	if err := receive(t, runErr, 2*time.Minute, "Run's return after cancel"); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Run after cancel = %v, want context.Canceled", err)
 	}
 }
