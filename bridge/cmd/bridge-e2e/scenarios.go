@@ -142,15 +142,8 @@ func (t *trial) killRunning(p *proc) bool {
 // waitStream waits (bounded) until the JetStream stream holds n messages,
 // or send exited.
 func (t *trial) waitStream(p *pipe, n int) {
-	nc, err := nats.Connect(p.n.url, nats.Name("bridge-e2e observer"), nats.MaxReconnects(-1))
-	if err != nil {
-		t.fatalf("observer: connect: %v", err)
-	}
+	nc, js := t.connect(p.n.url, "observer", nats.MaxReconnects(-1))
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.fatalf("observer: %v", err)
-	}
 	deadline := time.Now().Add(60 * time.Second)
 	for p.send.running() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -248,3 +241,18 @@ func consumerKill(t *trial) {
 
 // lastLine returns the last line of s.
 func lastLine(s string) string { return tail(s, 1) }
+
+// connect connects the trial's client who (observer, forger) to url, with
+// JetStream; a failure fails the trial.
+func (t *trial) connect(url, who string, opts ...nats.Option) (*nats.Conn, jetstream.JetStream) {
+	nc, err := nats.Connect(url, append([]nats.Option{nats.Name("bridge-e2e " + who)}, opts...)...)
+	if err != nil {
+		t.fatalf("%s: connect: %v", who, err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		t.fatalf("%s: %v", who, err)
+	}
+	return nc, js
+}

@@ -89,15 +89,8 @@ func scribble(t *trial) {
 	}
 	t.drawf("forged messages after N real ones: %s", strings.Join(ks, " "))
 	p := t.begin()
-	nc, err := nats.Connect(p.n.url, nats.Name("bridge-e2e forger"))
-	if err != nil {
-		t.fatalf("forger: connect: %v", err)
-	}
+	nc, js := t.connect(p.n.url, "forger")
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.fatalf("forger: %v", err)
-	}
 	fg := &forger{t: t, nc: nc, js: js}
 	sub, err := nc.Subscribe(t.subject, func(m *nats.Msg) {
 		fg.mu.Lock()
